@@ -1,0 +1,193 @@
+"""The ``aesweep`` console command: ``collect``, ``compare`` and ``plot`` results; ``data`` and ``bench`` delegate.
+
+User mistakes (a missing directory, a bad ``--where`` expression, an unknown column) print one line
+``aesweep <command>: error: ...`` to stderr and return 2, with nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aesweep.errors import AesweepError
+
+DEFAULT_OUTPUTS = "outputs"
+DEFAULT_METRIC = "val.mapped_acc"
+FORMATS = ("table", "md", "csv")
+# Subcommands implemented by other modules: everything after the name is handed to ``aesweep.<name>.main``.
+DELEGATED = {
+    "data": "MNIST data commands (aesweep.data; see `aesweep data --help`)",
+    "bench": "benchmarks (aesweep.bench; see `aesweep bench --help`)",
+}
+
+
+class _UsageError(Exception):
+    """Raised instead of argparse's print-usage-and-exit, so main() can print one line and return 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: error: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: a positive whole number")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="aesweep",
+        description="Tables and plots for aesweep runs and sweeps (Hydra output directories).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    collect = commands.add_parser(
+        "collect",
+        help="gather every run under DIR into one CSV (one row per run)",
+        description="Walk Hydra run and sweep directories and write one row per finished run: flattened "
+        "config, every metric, sweep name, trial number, state, seconds. Crashed or half-written runs "
+        "are skipped with one warning line each.",
+    )
+    collect.add_argument("dirs", nargs="*", metavar="DIR", default=[DEFAULT_OUTPUTS],
+                         help=f"run, sweep or outputs directories (default: {DEFAULT_OUTPUTS}/)")
+    collect.add_argument("--out", metavar="CSV",
+                         help="where to write the table (default: DIR/runs.csv for one DIR, "
+                              f"{DEFAULT_OUTPUTS}/runs.csv for several)")
+
+    compare = commands.add_parser(
+        "compare",
+        help="leaderboard of configurations across runs.csv/trials.csv files or directories",
+        description="Leaderboard across any number of runs.csv / trials.csv files or run/sweep "
+        "directories. Runs whose configs differ only by `seed` form one configuration: mean and "
+        "sample std (ddof=1) over its runs, its best run and that run's test metrics, and the gain of "
+        "the mean over the baseline's mean in points and as a ratio.",
+    )
+    compare.add_argument("sources", nargs="+", metavar="CSV_OR_DIR",
+                         help="runs.csv or trials.csv files, or directories to collect")
+    compare.add_argument("--by", metavar="KEY[,KEY...]",
+                         help="group runs by these columns instead of by configuration, "
+                              "e.g. model.bottleneck or optimizer")
+    compare.add_argument("--where", metavar="EXPR",
+                         help="keep only runs matching this pandas query, e.g. "
+                              "\"model.bottleneck >= 16 and optimizer == 'Adam'\" "
+                              "(dotted names need no backticks)")
+    compare.add_argument("--sort", metavar="COL[:asc]",
+                         help="sort by this output column, largest first unless ':asc' "
+                              f"(default: mean {DEFAULT_METRIC})")
+    compare.add_argument("--top", type=_positive_int, metavar="N", help="show only the first N rows")
+    compare.add_argument("--format", choices=FORMATS, default="table",
+                         help="table (terminal), md (markdown, for a README) or csv (default: table)")
+    compare.add_argument("--baseline", metavar="NAME_OR_PATH", default=None,
+                         help="sweep name, or a runs.csv/trials.csv/directory, whose mean is the "
+                              "baseline (default: the sweep named 'baseline', if present)")
+    compare.add_argument("--metric", default=DEFAULT_METRIC, metavar="COL",
+                         help=f"validation metric to rank by (default: {DEFAULT_METRIC})")
+
+    plot = commands.add_parser(
+        "plot",
+        help="PNGs for one sweep: history, metric vs each numeric parameter, importances, best confusion",
+        description="Write PNGs beside the sweep's trials.csv: optimization history, the objective "
+        "against each numeric parameter, parameter importances (optuna.importance, from the study "
+        "named in study.yaml) and the best run's test confusion matrix.",
+    )
+    plot.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep directory (holds trials.csv)")
+
+    for name, help_text in DELEGATED.items():
+        commands.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``aesweep`` command line; return the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in DELEGATED:
+        return _delegate(args_list[0], args_list[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except _UsageError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except SystemExit as done:  # --help
+        return done.code if isinstance(done.code, int) else 0
+    prog = f"aesweep {args.command}"
+    try:
+        return _COMMANDS[args.command](args, prog)
+    except AesweepError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _delegate(name: str, argv: list[str]) -> int:
+    module_name = f"aesweep.{name}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise
+        print(f"aesweep {name}: error: not available in this installation ({module_name} is missing)",
+              file=sys.stderr)
+        return 2
+    status = module.main(argv)
+    return 0 if status is None else int(status)
+
+
+def _warner(prog: str):
+    return lambda message: print(f"{prog}: warning: {message}", file=sys.stderr)
+
+
+def _note(prog: str):
+    return lambda message: print(f"{prog}: {message}", file=sys.stderr)
+
+
+def _run_collect(args: argparse.Namespace, prog: str) -> int:
+    from aesweep import results
+
+    dirs = [Path(d) for d in args.dirs]
+    if args.out:
+        out = Path(args.out)
+    elif len(dirs) == 1:
+        out = dirs[0] / "runs.csv"
+    else:
+        out = Path(DEFAULT_OUTPUTS) / "runs.csv"
+    runs = results.collect_runs(dirs, warn=_warner(prog))
+    results.write_runs_csv(runs, out)
+    print(f"{len(runs)} runs ({results.describe_runs(runs)}) -> {out}")
+    return 0
+
+
+def _run_compare(args: argparse.Namespace, prog: str) -> int:
+    from aesweep import results
+
+    text = results.compare(
+        [Path(s) for s in args.sources],
+        by=args.by, where=args.where, sort=args.sort, top=args.top, fmt=args.format,
+        baseline=args.baseline, metric=args.metric, warn=_warner(prog), note=_note(prog),
+    )
+    sys.stdout.write(text)
+    return 0
+
+
+def _run_plot(args: argparse.Namespace, prog: str) -> int:
+    from aesweep import results
+
+    written = results.plot_sweep(Path(args.sweep_dir), note=_note(prog), warn=_warner(prog))
+    for path in written:
+        print(path)
+    return 0
+
+
+_COMMANDS = {"collect": _run_collect, "compare": _run_compare, "plot": _run_plot}

