@@ -78,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="group runs by these columns instead of by configuration, "
                               "e.g. model.bottleneck or optimizer")
     compare.add_argument("--where", metavar="EXPR",
-                         help="keep only runs matching this pandas query, e.g. "
+                         help="keep only runs matching this pandas query over the run columns, e.g. "
                               "\"model.bottleneck >= 16 and optimizer == 'Adam'\" "
-                              "(dotted names need no backticks)")
+                              "(dotted names need no backticks; the baseline is taken before filtering)")
     compare.add_argument("--sort", metavar="COL[:asc]",
                          help="sort by this output column, largest first unless ':asc' "
                               f"(default: mean {DEFAULT_METRIC})")
@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="sweep name, or a runs.csv/trials.csv/directory, whose mean is the "
                               "baseline (default: the sweep named 'baseline', if present)")
     compare.add_argument("--metric", default=DEFAULT_METRIC, metavar="COL",
-                         help=f"validation metric to rank by (default: {DEFAULT_METRIC})")
+                         help=f"metric to rank by (default: {DEFAULT_METRIC}); metrics named *mse* or "
+                              "*loss* rank lowest first")
 
     plot = commands.add_parser(
         "plot",

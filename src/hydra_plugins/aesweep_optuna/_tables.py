@@ -1,0 +1,171 @@
+"""The files a sweep leaves in its directory, and the summary it prints.
+
+Everything is built from the study in the storage, not from this process's memory, so the tables
+include trials run by other workers and by earlier (interrupted) invocations, and agree with what
+``optuna.load_study`` shows. Files are written to a temporary name and renamed: a crash never
+leaves a truncated table.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from ._search_space import SearchParam
+
+# Per-trial user attributes written by the sweeper, in trials.csv's column order after the metrics.
+TRIAL_ATTR_COLUMNS = ("epochs", "epochs_planned", "seconds", "params", "status", "reason", "run_dir", "worker")
+OBJECTIVES_ATTR = "aesweep.objectives"  # study user attribute: the objective metric paths
+SEARCH_SPACE_ATTR = "aesweep.search_space"  # study user attribute: {param: grammar text}
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def value_columns(objectives: Sequence[str]) -> list[str]:
+    """``value`` for one objective; ``values_<metric>`` for several (Optuna's naming)."""
+    return ["value"] if len(objectives) == 1 else [f"values_{name}" for name in objectives]
+
+
+def trials_frame(study: optuna.Study, space: Sequence[SearchParam], objectives: Sequence[str]) -> pd.DataFrame:
+    """One row per trial: number, state, objective value(s), searched params, metrics, bookkeeping."""
+    frame = study.trials_dataframe(
+        attrs=("number", "state", "value", "params", "user_attrs", "datetime_start"), multi_index=True
+    )
+    if frame.empty:
+        frame = pd.DataFrame(columns=pd.MultiIndex.from_tuples([("number", ""), ("state", "")]))
+    renamed: dict[str, pd.Series] = {}
+    for (group, name), column in frame.items():
+        if group in ("value", "values"):
+            continue
+        renamed[name if group in ("params", "user_attrs") else group] = column
+    for column_name, objective in zip(value_columns(objectives), objectives):
+        source = ("value", objective) if len(objectives) == 1 else ("values", objective)
+        renamed[column_name] = frame[source] if source in frame.columns else pd.Series([math.nan] * len(frame))
+    table = pd.DataFrame(renamed)
+    table["study_name"] = study.study_name
+
+    params = [p.name for p in space if p.searched]
+    metrics = [c for prefix in ("val.", "test.") for c in sorted(table.columns) if c.startswith(prefix)]
+    leading = ["number", "state", *value_columns(objectives), *params, *metrics, *TRIAL_ATTR_COLUMNS]
+    for column in leading:
+        if column not in table.columns:
+            table[column] = None
+    rest = [c for c in table.columns if c not in leading and c != "overrides"]
+    return table[leading + rest].reset_index(drop=True)
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The best COMPLETE trial; for several objectives, the Pareto trial best on the first one."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return None
+    candidates = study.best_trials if len(study.directions) > 1 else [study.best_trial]
+    sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1
+    return max(candidates, key=lambda t: sign * t.values[0])
+
+
+def ranking(table: pd.DataFrame, study: optuna.Study, objectives: Sequence[str], top_k: int) -> pd.DataFrame:
+    """The top ``top_k`` COMPLETE trials by the first objective (Pareto front first if several)."""
+    done = table[table["state"] == "COMPLETE"]
+    first = value_columns(objectives)[0]
+    ascending = study.directions[0] == optuna.study.StudyDirection.MINIMIZE
+    if len(objectives) > 1:
+        pareto = {t.number for t in study.best_trials}
+        done = done.assign(pareto=done["number"].isin(pareto))
+        return done.sort_values(["pareto", first], ascending=[False, ascending]).head(top_k)
+    return done.sort_values(first, ascending=ascending).head(top_k)
+
+
+def best_overrides(trial: FrozenTrial) -> list[str]:
+    return list(trial.user_attrs.get("overrides", []))
+
+
+def write_study_yaml(sweep_dir: Path, info: dict[str, Any]) -> None:
+    atomic_write_text(sweep_dir / "study.yaml", yaml.safe_dump(info, sort_keys=False))
+
+
+def write_tables(sweep_dir: Path, study: optuna.Study, space: Sequence[SearchParam], objectives: Sequence[str]) -> pd.DataFrame:
+    """Write trials.csv and (once a trial completed) best.yaml; return the table."""
+    table = trials_frame(study, space, objectives)
+    atomic_write_text(sweep_dir / "trials.csv", table.to_csv(index=False))
+    best = best_trial(study)
+    if best is not None:
+        values = ", ".join(f"{name} = {value:.6g}" for name, value in zip(objectives, best.values))
+        path = sweep_dir / "best.yaml"
+        header = (
+            f"# Best trial {best.number} of study '{study.study_name}': {values}\n"
+            f"# Run it alone:  python train.py $(sed -n 's/^- //p' {path})\n"
+        )
+        atomic_write_text(path, header + yaml.safe_dump(best_overrides(best), default_flow_style=False))
+    return table
+
+
+def baseline_line(storage: Any, baseline_study: str | None, study: optuna.Study, objectives: Sequence[str]) -> str:
+    """The baseline's mean +- sd and the best trial's gain over it, or why there is none."""
+    objective = objectives[0]
+    how = f"run `python train.py -m sweep={baseline_study}` to measure it" if baseline_study else ""
+    if not baseline_study or baseline_study not in optuna.study.get_all_study_names(storage):
+        return f"Baseline: none measured (no study '{baseline_study}' in this storage; {how})."
+    baseline = optuna.load_study(study_name=baseline_study, storage=storage)
+    measured = baseline.user_attrs.get(OBJECTIVES_ATTR, [objective])[0]
+    if measured != objective:
+        return f"Baseline: study '{baseline_study}' measured {measured}, not {objective}; not compared."
+    values = pd.Series([t.values[0] for t in baseline.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))])
+    if values.empty:
+        return f"Baseline: none measured (study '{baseline_study}' has no completed trial; {how})."
+    spread = f" ± {values.std():.4f}" if len(values) > 1 else ""
+    line = f"Baseline: study '{baseline_study}', {len(values)} completed trials: {objective} = {values.mean():.4f}{spread}"
+    best = best_trial(study)
+    if baseline_study == study.study_name or best is None:
+        return line + "."
+    gain = best.values[0] - values.mean()
+    relative = f" ({gain / abs(values.mean()):+.1%})" if values.mean() else ""
+    return f"{line}; best trial {best.number}: {best.values[0]:.4f}, {gain:+.4f}{relative} over the baseline mean."
+
+
+def fail_reasons(trials: Sequence[FrozenTrial]) -> str:
+    """``2x RuntimeError: boom; 1x diverged: loss is nan`` for the FAIL trials given."""
+    counts = Counter(t.user_attrs.get("reason") or "no reason recorded" for t in trials if t.state == TrialState.FAIL)
+    return "; ".join(f"{count}x {reason}" for reason, count in counts.most_common())
+
+
+def summary(
+    table: pd.DataFrame, study: optuna.Study, space: Sequence[SearchParam], objectives: Sequence[str], top_k: int, sweep_dir: Path, baseline: str
+) -> str:
+    """The text printed when a sweep ends: counts, top trials, best, baseline, failures."""
+    counts = table["state"].value_counts()
+    states = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING") if counts.get(s, 0))
+    lines = [f"Study '{study.study_name}': {len(table)} trials ({states or 'none'}). Tables in {sweep_dir}"]
+    top = ranking(table, study, objectives, top_k)
+    if not top.empty:
+        columns = ["number", *value_columns(objectives), *[p.name for p in space if p.searched], "epochs"]
+        direction = ", ".join(f"{o} ({d.name.lower()})" for o, d in zip(objectives, study.directions))
+        lines.append(f"Top {len(top)} by {direction}:")
+        lines.append(top[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        lines.append(f"Best overrides: {sweep_dir / 'best.yaml'}")
+    lines.append(baseline)
+    failed = fail_reasons(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    if failed:
+        lines.append(f"Failed trials: {failed}")
+    return "\n".join(lines)

@@ -1,0 +1,76 @@
+"""A torch-free stand-in for train.py, so sweeper tests run in seconds.
+
+It "trains" for ``epochs`` epochs; the validation score rises towards
+1 - (x - target)^2 - 0.1 [kind == b] - 0.05 * momentum, reported after every epoch through
+aesweep.pruning.TrialReporter exactly as train.py does, and it writes metrics.json and
+history.csv into the job folder in train.py's format. ``mode`` makes it misbehave on purpose:
+raise (an exception), diverge (NaN loss, status diverged), nometrics (writes no metrics.json).
+"""
+
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from aesweep.pruning import TrialReporter
+
+
+def final_score(cfg: DictConfig) -> float:
+    momentum = float(cfg.optimizer.get("momentum", 0.0))
+    return 1.0 - (cfg.x - cfg.target) ** 2 - (0.1 if cfg.kind == "b" else 0.0) - 0.05 * momentum
+
+
+def write_json(path: Path, payload: dict) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(payload, indent=1))
+    os.replace(temporary, path)
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    reporter = TrialReporter.from_config(cfg.trial)
+    start = time.time()
+    status, reason, value, epochs, history = "completed", None, math.nan, 0, []
+    for epoch in range(1, cfg.epochs + 1):
+        time.sleep(cfg.sleep)
+        if cfg.mode == "raise":
+            raise RuntimeError(f"told to raise at epoch {epoch}")
+        if cfg.mode == "diverge":
+            status, reason, value = "diverged", f"loss is nan at epoch {epoch}", math.nan
+            break
+        value = final_score(cfg) - 0.2 / epoch
+        epochs = epoch
+        history.append({"epoch": epoch, "val.mapped_acc": value, "seconds": time.time() - start})
+        if reporter is not None and reporter.report(epoch, {"val.mapped_acc": value, "val.nmi": value / 2}):
+            status = "pruned"
+            break
+    with open(run_dir / "history.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=["epoch", "val.mapped_acc", "seconds"])
+        writer.writeheader()
+        writer.writerows(history)
+    if cfg.mode != "nometrics":
+        val = {"mapped_acc": value, "nmi": value / 2}
+        write_json(run_dir / "metrics.json", {
+            "status": status,
+            "reason": reason,
+            "val": val,
+            "test": None if status != "completed" else {"mapped_acc": value - 0.01, "nmi": value / 2},
+            "params": int(cfg.width) * 10,
+            "epochs": epochs,
+            "epochs_planned": int(cfg.epochs),
+            "seconds": time.time() - start,
+            "seed": 0,
+            "trial": None if reporter is None else {"study_name": cfg.trial.study_name, "number": reporter.number},
+        })
+    return value
+
+
+if __name__ == "__main__":
+    main()
