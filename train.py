@@ -7,6 +7,7 @@
 Returns val.mapped_acc (NaN when the run diverged) so that Hydra sweepers can optimise it.
 """
 
+import contextlib
 import math
 import shutil
 import sys
@@ -32,11 +33,21 @@ def main(cfg: DictConfig) -> float:
         if multirun:
             raise  # the sweeper records the trial as failed with this reason
         # A user mistake: one line, no traceback, and no half-made run directory left behind.
-        shutil.rmtree(out_dir, ignore_errors=True)
+        _remove_run_files(out_dir, hydra_cfg)
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     val = result["val"]
     return val["mapped_acc"] if val else math.nan
+
+
+def _remove_run_files(out_dir: Path, hydra_cfg) -> None:
+    """Undo what this refused run wrote (Hydra's .hydra/ and job log); the directory only if that empties it."""
+    if hydra_cfg.output_subdir:
+        shutil.rmtree(out_dir / hydra_cfg.output_subdir, ignore_errors=True)
+    (out_dir / f"{hydra_cfg.job.name}.log").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        out_dir.rmdir()  # refuses, keeping everything, when the user's own files are in it
+        out_dir.parent.rmdir()  # the date folder of outputs/runs/<date>/<time>, when this run was its only one
 
 
 if __name__ == "__main__":

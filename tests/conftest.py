@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from aesweep.data import prepare, verify
+from aesweep.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
@@ -42,9 +43,8 @@ def compose_config(*overrides: str) -> DictConfig:
 
 def train_py(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `python train.py <args>` from the repository root, as a user would."""
-    return subprocess.run(
-        [sys.executable, "train.py", *args], cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=timeout
-    )
+    command = [sys.executable, "train.py", *args]
+    return subprocess.run(command, cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=timeout)
 
 
 def raw_root_with(tmp_path: Path, name: str, content: bytes | None) -> Path:
@@ -68,7 +68,7 @@ def mnist_root() -> Path:
     """The repository's verified MNIST (data.root=data)."""
     try:
         verify(DATA_ROOT)
-    except Exception as exc:  # noqa: BLE001 - turn any reason into one actionable message
+    except DataError as exc:
         pytest.fail(f"MNIST is not prepared in {DATA_ROOT} ({exc}); run `make data` first")
     return DATA_ROOT
 

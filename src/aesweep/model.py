@@ -153,8 +153,6 @@ class ConvAutoencoder(Autoencoder):
             encoder += [nn.Dropout2d(dropout)] if dropout > 0 else []
             sizes.append((sizes[-1] + 2 * (k // 2) - k) // s + 1)
             in_channels = out_channels
-        if sizes[-1] < 1:
-            raise ConfigError("model.strides", strides, f"strides that keep a {image_size}px image at least 1px wide")
         flat = channels[-1] * sizes[-1] ** 2
         encoder.append(nn.Flatten())
         encoder += _dense_to(flat, hidden, bottleneck, activation, batch_norm)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,9 @@ PRUNER_ATTR = "aesweep.pruner"
 # SQLite admits one writer at a time; a writer waits this long for the lock instead of failing
 # with "database is locked" when several trial processes report at once.
 SQLITE_BUSY_TIMEOUT_S = 60
+
+# Tries at opening an RDB storage before giving up (see open_storage).
+RDB_OPEN_ATTEMPTS = 3
 
 STORAGE_FORMS = (
     "a journal file path (e.g. outputs/optuna/journal.log), sqlite:///path.db "
@@ -61,15 +65,22 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
             raise ConfigError("storage", storage, f"{STORAGE_FORMS}; cannot open it: {error.strerror}") from None
 
     url, engine_kwargs = _rdb_url(storage)
-    try:
-        return RDBStorage(url, engine_kwargs=engine_kwargs)
-    except ImportError:
-        raise ConfigError(
-            "storage", storage, "its database driver is not installed (PostgreSQL: pip install 'aesweep[postgres]')"
-        ) from None
-    except Exception as error:  # SQLAlchemy raises many kinds; the user needs one line.
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError("storage", storage, f"{STORAGE_FORMS}; cannot open it: {first_line}") from None
+    for attempt in range(RDB_OPEN_ATTEMPTS):
+        try:
+            return RDBStorage(url, engine_kwargs=engine_kwargs)
+        except ImportError:
+            raise ConfigError(
+                "storage", storage, "its database driver is not installed (PostgreSQL: pip install 'aesweep[postgres]')"
+            ) from None
+        except Exception as error:  # SQLAlchemy raises many kinds; the user needs one line.
+            # Workers opening a fresh database at once race to create Optuna's tables; the loser
+            # fails once and then finds them.
+            if attempt + 1 < RDB_OPEN_ATTEMPTS:
+                time.sleep(1.0)
+                continue
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigError("storage", storage, f"{STORAGE_FORMS}; cannot open it: {first_line}") from None
+    raise AssertionError("unreachable")
 
 
 def _rdb_url(storage: str) -> tuple[str, dict[str, Any]]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -24,7 +25,7 @@ from aesweep import metrics as M
 from aesweep.augment import BatchAugment
 from aesweep.config import validate
 from aesweep.data import MNISTSplits, Split, load_splits
-from aesweep.errors import ConfigError
+from aesweep.errors import AesweepError, ConfigError
 from aesweep.io import write_csv_atomic, write_json_atomic
 from aesweep.loss import CompositeLoss
 from aesweep.model import Autoencoder, count_parameters
@@ -164,7 +165,12 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
     started = time.perf_counter()
 
     splits = load_splits(cfg.data, device)
-    model: Autoencoder = instantiate(cfg.model).to(device)
+    try:
+        model: Autoencoder = instantiate(cfg.model).to(device)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, AesweepError):  # the model's own check of its keys: one line, like the rest
+            raise exc.__cause__ from None
+        raise
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     params = count_parameters(model)

@@ -14,15 +14,17 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +32,11 @@ from typing import Any, NoReturn
 
 import optuna
 from hydra.core.override_parser.types import Quote, QuotedString
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 
@@ -164,6 +167,9 @@ class OptunaSweep:
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context = hydra_context
         self.config = config
+        # Hydra sets HydraConfig for each job, not for the sweeper; without it the sweep's own
+        # ${hydra:...} interpolations (hydra.sweep.dir: .../${hydra:runtime.choices.sweep}/...) fail.
+        HydraConfig.instance().set_config(config)
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
@@ -223,19 +229,21 @@ class OptunaSweep:
             return str(self.study_name)
         return str(self.config.hydra.runtime.choices.get("sweep") or self.config.hydra.job.name)
 
-    def _sampler(self, space: list[SearchParam]) -> optuna.samplers.BaseSampler:
+    def _sampler(self, space: list[SearchParam], seed: int | None) -> optuna.samplers.BaseSampler:
+        """The configured sampler; ``seed`` replaces the configured seed (see ``_reseed``)."""
         cfg = dict(self.sampler_cfg or {"_target_": "optuna.samplers.TPESampler"})
         target = cfg.get("_target_")
-        try:
-            cls = get_class(str(target))
-        except Exception:
-            raise ConfigError("hydra.sweeper.sampler._target_", target, "an optuna.samplers class, e.g. optuna.samplers.TPESampler") from None
+        cls = _import_class(target)
+        if not (isinstance(cls, type) and issubclass(cls, optuna.samplers.BaseSampler)):
+            raise ConfigError("hydra.sweeper.sampler._target_", target, "an optuna.samplers class, e.g. optuna.samplers.TPESampler")
         if issubclass(cls, optuna.samplers.TPESampler):
             cfg.setdefault("constant_liar", True)  # parallel trials must not pile onto one point
         if issubclass(cls, optuna.samplers.GridSampler):
             cfg.setdefault("search_space", grid_search_space(space))
         if issubclass(cls, optuna.samplers.BruteForceSampler):
             grid_search_space(space)  # the same rule: every searched parameter must be discrete
+        if seed is not None:
+            cfg["seed"] = seed
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -243,12 +251,26 @@ class OptunaSweep:
         except Exception as error:
             raise ConfigError("hydra.sweeper.sampler", target, one_line(error.__cause__ or error)) from None
 
+    def _reseed(self, plan: Plan, trial: optuna.Trial) -> None:
+        """With a configured seed, sample trial k from a sampler seeded with seed + k.
+
+        A sequential sweep stays reproducible, while a resumed sweep or a second worker does not
+        replay the first trials' random draws (which would repeat their parameters).
+        """
+        seed = (self.sampler_cfg or {}).get("seed")
+        if seed is not None:
+            plan.study.sampler = self._sampler(plan.space, int(seed) + trial.number)
+
     def _pruner(self) -> optuna.pruners.BasePruner:
+        target = (self.pruner_cfg or {}).get("_target_")
+        allowed = "null or an optuna.pruners class with its arguments, e.g. {_target_: optuna.pruners.MedianPruner}"
         try:
-            return pruner_from_config(self.pruner_cfg)
+            pruner = pruner_from_config(self.pruner_cfg)
         except Exception as error:
-            target = (self.pruner_cfg or {}).get("_target_")
-            raise ConfigError("hydra.sweeper.pruner", target, f"an optuna.pruners class with valid arguments ({one_line(error.__cause__ or error)})") from None
+            raise ConfigError("hydra.sweeper.pruner", target, f"{allowed} ({one_line(error.__cause__ or error)})") from None
+        if not isinstance(pruner, optuna.pruners.BasePruner):
+            raise ConfigError("hydra.sweeper.pruner", target, allowed)
+        return pruner
 
     def plan(self, arguments: list[str]) -> Plan:
         assert self.config is not None and self.hydra_context is not None
@@ -258,9 +280,8 @@ class OptunaSweep:
         space = parse_search_space(self.params, arguments, lambda name: list(loader.get_group_options(name)))
         if not any(p.searched for p in space):
             raise ConfigError("hydra.sweeper.params", self.params, "at least one choice(), range() or interval()")
-        self._compose_checked([p.override() for p in space if not p.searched])
         check_against_config(space, self._compose_checked)
-        sampler = self._sampler(space)
+        sampler = self._sampler(space, None)
         pruner = self._pruner()
         if self.pruner_cfg and len(objectives) > 1:
             log.warning("pruning is off: Optuna cannot prune multi-objective studies")
@@ -281,7 +302,7 @@ class OptunaSweep:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(objectives)
-        sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
+        sweep_dir = Path(os.path.abspath(str(self.config.hydra.sweep.dir)))  # as Hydra's run_job does
         return Plan(study, storage, storage_url, space, objectives, sweep_dir)
 
     def _check_existing(
@@ -311,7 +332,7 @@ class OptunaSweep:
         claims = []
         with claim_lock(plan.storage_url, plan.study.study_name):
             trials = plan.study.get_trials(deepcopy=False)
-            fail_stale_trials(plan.study, plan.storage, trials, self.worker, self.stale_after)
+            fail_stale_trials(plan.storage, trials, self.worker, self.stale_after)
             waiting = sum(t.state == TrialState.WAITING for t in trials)
             free = self.n_trials - len(trials) + waiting
             for _ in range(min(count, free)):
@@ -322,6 +343,7 @@ class OptunaSweep:
 
     def _prepare(self, plan: Plan, trial: optuna.Trial) -> Claim | None:
         """Record the owner, sample the parameters, build and check the job's overrides."""
+        self._reseed(plan, trial)
         plan.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, self.worker.as_attr())
         plan.storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, time.time())
         run_dir = plan.sweep_dir / str(trial.number)
@@ -393,7 +415,7 @@ class OptunaSweep:
             run_dir = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
         metrics, metrics_problem = _read_metrics(run_dir / "metrics.json")
         attrs: dict[str, Any] = {"run_dir": str(run_dir), **_metric_attrs(metrics)}
-        state, values, reason = self._judge(plan, job_return, metrics, metrics_problem, launch_error)
+        state, values, reason = self._judge(plan, claim, job_return, metrics, metrics_problem, launch_error)
         if reason:
             attrs["reason"] = reason
         outcome = self._tell(plan, claim.trial, state, values, attrs)
@@ -402,12 +424,12 @@ class OptunaSweep:
         return outcome
 
     def _judge(
-        self, plan: Plan, job_return: JobReturn | None, metrics: dict[str, Any] | None, metrics_problem: str, launch_error: str | None
+        self, plan: Plan, claim: Claim, job_return: JobReturn | None, metrics: dict[str, Any] | None, metrics_problem: str, launch_error: str | None
     ) -> tuple[TrialState, list[float] | None, str | None]:
         if job_return is not None and job_return.status == JobStatus.FAILED:
-            error = job_return._return_value
+            error = job_return._return_value  # the public return_value re-raises it
             if not isinstance(error, AesweepError):  # a bug, not a user mistake: keep its traceback
-                log.error("job raised", exc_info=error)
+                log.error("trial %d: the job raised", claim.trial.number, exc_info=error)
             return TrialState.FAIL, None, one_line(error)
         if metrics is None:
             return TrialState.FAIL, None, launch_error or metrics_problem
@@ -439,6 +461,8 @@ class OptunaSweep:
         _tables.write_study_yaml(plan.sweep_dir, self._study_info(plan))
         existing = len(plan.study.get_trials(deepcopy=False))
         log.info("study '%s' in %s: %d of %d trials exist", plan.study.study_name, plan.storage_url, existing, self.n_trials)
+        if existing >= self.n_trials:
+            log.info("nothing to run: raise hydra.sweeper.n_trials to continue, or set a new hydra.sweeper.study_name")
 
         outcomes: dict[int, TrialState | None] = {}  # trial number -> how this command closed it
         returns: list[list[JobReturn]] = []
@@ -509,6 +533,15 @@ class OptunaSweep:
         finished = [t for t in trials if t.state.is_finished()]
         if not ran and finished and all(t.state == TrialState.FAIL for t in finished):
             _exit(1, f"error: every trial of study '{plan.study.study_name}' failed: {_tables.fail_reasons(finished)}")
+
+
+def _import_class(target: Any) -> Any:
+    """The object a dotted ``_target_`` names, or None (Hydra's get_class logs its own error)."""
+    module_name, _, name = str(target).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
 
 
 def _read_metrics(path: Path) -> tuple[dict[str, Any] | None, str]:

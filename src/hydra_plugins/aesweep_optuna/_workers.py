@@ -133,8 +133,12 @@ def stale_reason(trial: FrozenTrial, me: Worker, now: float, stale_after: float)
     return None
 
 
-def fail_stale_trials(study, storage: BaseStorage, trials: list[FrozenTrial], me: Worker, stale_after: float) -> list[int]:
-    """Mark abandoned RUNNING trials FAIL with the reason as user attr ``reason``; their numbers."""
+def fail_stale_trials(storage: BaseStorage, trials: list[FrozenTrial], me: Worker, stale_after: float) -> list[int]:
+    """Mark abandoned RUNNING trials FAIL, with the reason as user attr ``reason``; their numbers.
+
+    Like Optuna's own ``fail_stale_trials``, this writes the state straight to the storage: the
+    sampler's after-trial hook belongs to the worker that ran the trial, not to this one.
+    """
     from optuna.exceptions import UpdateFinishedTrialError
 
     failed = []
@@ -145,11 +149,9 @@ def fail_stale_trials(study, storage: BaseStorage, trials: list[FrozenTrial], me
             continue
         try:
             storage.set_trial_user_attr(trial._trial_id, "reason", reason)
-            study.tell(trial.number, state=TrialState.FAIL)
+            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                continue
         except UpdateFinishedTrialError:  # another worker closed it first
-            continue
-        except (RuntimeError, ValueError) as error:  # study.tell refuses a finished trial this way
-            log.debug("trial %d: %s", trial.number, error)
             continue
         log.warning("trial %d marked FAIL: %s", trial.number, reason)
         failed.append(trial.number)
@@ -222,8 +224,11 @@ def _local_file(storage: str) -> Path | None:
 
 @contextlib.contextmanager
 def _flock(path: Path) -> Iterator[None]:
-    import fcntl
-
+    try:
+        import fcntl
+    except ImportError:  # Windows: one worker per study is safe; several may overshoot n_trials
+        yield
+        return
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

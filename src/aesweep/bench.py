@@ -1,0 +1,730 @@
+"""`aesweep bench`: how fast the project trains, measured side by side with the seed blog's own loop.
+
+    aesweep bench --quick                          # every CPU speed mode in under a minute on 2 cores
+    aesweep bench --device cuda                    # the GPU modes: compile (CUDA graphs), bf16, batches
+    aesweep bench --model conv --override model.channels=[32,64,128] --batch-size 256
+    aesweep bench trials --concurrency 1,4         # trials/hour: N train.py processes at once vs one at a time
+    aesweep bench pruning WITH_DIR WITHOUT_DIR --target 0.6   # time to a target val.mapped_acc, two sweeps
+
+Speed (the default subcommand). Every mode runs in a fresh Python process, so each gets a clean thread
+pool, a clean compile state and its own peak resident memory. A mode is a list of Hydra overrides on
+the composed project config (`conf/`), so it measures exactly what those config switches do:
+  seed-loop      the blog's loop as written: torchvision MNIST + ToTensor, DataLoader(batch_size,
+                 shuffle=True, num_workers=4), MSELoss, SGD(lr=0.01, momentum=0.5); model from the config
+  default        the project's loop with the config's own defaults (the row the targets are about)
+  eager          the project's loop with every speed switch off
+  channels_last, compile, amp, threads=N, batch=B   eager plus that one switch (batch=B scales the lr
+                 linearly with the batch size)
+The project rows build the model, optimizer, schedule and loss as `aesweep.train.run` does and time
+the real `aesweep.train.train_one_epoch` over W warm-up steps, then N timed steps (median of R
+repeats); seconds per epoch are extrapolated to a 60,000-image epoch. The arithmetic floor is the
+FLOPs of one forward+backward step (torch.utils.flop_counter.FlopCounterMode) times the steps of an
+epoch, divided by the matrix-multiply rate measured on the same device and threads in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from aesweep.errors import AesweepError, ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+CONF_DIR = REPO / "conf"
+EPOCH_IMAGES = 60_000  # the seed's epoch: every MNIST training image once
+DEVICES = ("auto", "cpu", "cuda")
+SEED_LOOP_WORKERS = 4  # DataLoader(num_workers=4), as in the blog
+SEED_LOOP_LR, SEED_LOOP_MOMENTUM = 0.01, 0.5
+LARGE_BATCHES = (512, 1024)
+
+
+class BenchError(AesweepError):
+    """A bench argument that cannot work (shown as one line)."""
+
+
+# ----------------------------------------------------------------------------------------------- modes
+
+
+@dataclass
+class Mode:
+    """One row of the speed table: which loop, with which overrides on the project config."""
+
+    name: str
+    loop: str  # "seed" (the blog's loop) or "project" (aesweep.train.train_one_epoch)
+    overrides: list[str] = field(default_factory=list)
+    skip: str | None = None  # why this mode is not run on this device
+    quick: bool = True  # part of --quick
+
+
+SPEED_SWITCHES_OFF = ["trainer.compile=false", "trainer.channels_last=false", "trainer.amp=false",
+                      "trainer.threads=null"]
+
+
+def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: int) -> list[Mode]:
+    """Every mode the bench knows for this device, in table order."""
+    eager = list(SPEED_SWITCHES_OFF)
+    on_gpu = device_type == "cuda"
+    modes = [
+        Mode("seed-loop", "seed"),
+        Mode("default", "project"),
+        Mode("eager", "project", eager),
+        Mode("channels_last", "project", eager + ["trainer.channels_last=true"]),
+        Mode("compile", "project",
+             eager + ["trainer.compile=true", f"trainer.compile_mode={'reduce-overhead' if on_gpu else 'default'}"],
+             quick=on_gpu),  # a cold inductor compile alone takes ~40 s on 2 CPU cores
+        Mode("amp", "project", eager + ["trainer.amp=true"],
+             skip=None if on_gpu else "bf16 autocast is CUDA-only (trainer.amp is ignored on CPU)"),
+    ]
+    if on_gpu:
+        modes.append(Mode("compile+amp", "project", eager + ["trainer.compile=true",
+                                                             "trainer.compile_mode=reduce-overhead",
+                                                             "trainer.amp=true"]))
+    else:
+        counts = sorted({1, cpu_count, *(n for n in (2, 4, 8) if n < cpu_count)})
+        modes += [Mode(f"threads={n}", "project", eager + [f"trainer.threads={n}"]) for n in counts]
+        modes.append(Mode("channels_last+threads=1", "project",
+                          eager + ["trainer.channels_last=true", "trainer.threads=1"]))
+    for batch in LARGE_BATCHES:
+        if batch > base_batch:
+            lr = base_lr * batch / base_batch
+            modes.append(Mode(f"batch={batch}", "project",
+                              eager + [f"trainer.batch_size={batch}", f"optimizer.lr={lr:g}"], quick=batch == 1024))
+    return modes
+
+
+# ---------------------------------------------------------------------------------- config and device
+
+
+def compose_config(overrides: Sequence[str]):
+    """The config `python train.py <overrides>` would see (without the hydra node)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def base_overrides(args: argparse.Namespace) -> list[str]:
+    overrides = [f"model={args.model}", *args.override, f"device={args.device}", "trainer.progress=false"]
+    if args.batch_size is not None:
+        overrides.append(f"trainer.batch_size={args.batch_size}")
+    return overrides
+
+
+def checked_config(overrides: Sequence[str]):
+    """Compose and validate; a bad override or an absent device is a one-line user error."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from aesweep.config import validate
+    from aesweep.train import resolve_device
+
+    try:
+        cfg = compose_config(overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise BenchError(" ".join(str(exc).split())) from None
+    validate(cfg)
+    return cfg, resolve_device(cfg.device)
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def machine_description(device) -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    text = f"{cpu}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+    if device.type == "cuda":
+        text += f", {torch.cuda.get_device_name(device)}"
+    return text
+
+
+# ------------------------------------------------------------------------------ measurements (worker)
+
+
+def step_flops(loss_of_batch: Callable[[], object]) -> int:
+    """FLOPs of one forward + backward pass, as torch's FlopCounterMode counts them (matmuls, convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        loss_of_batch().backward()
+    return int(counter.get_total_flops())
+
+
+def matmul_rate(device, dtype_name: str = "float32", repeats: int = 5) -> float:
+    """Best-of-`repeats` FLOP/s of a square matrix multiply on `device` with the current thread count."""
+    import torch
+
+    n = 1024 if device.type == "cpu" else 8192
+    dtype = getattr(torch, dtype_name)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
+    torch.mm(a, b, out=out)
+    best = math.inf
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident memory in MiB (Linux reports ru_maxrss in KiB; macOS in bytes)."""
+    peak = resource.getrusage(who).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def _quiet(iterable, desc):
+    return iterable
+
+
+def _subset(splits, start: int, stop: int):
+    """The same splits with the training split cut to images [start, stop) (wrapping round if needed)."""
+    import torch
+
+    from aesweep.data import MNISTSplits, Split
+
+    train = splits.train
+    index = torch.arange(start, stop, device=train.images.device) % len(train)
+    return MNISTSplits(train=Split(train.images[index], train.labels[index]), val=splits.val, test=splits.test)
+
+
+def build_training(cfg, splits, device):
+    """Model, compiled step model, optimizer, schedule and loss - the same lines as `aesweep.train.run`."""
+    import torch
+    from hydra.utils import instantiate
+
+    from aesweep.augment import BatchAugment
+    from aesweep.loss import CompositeLoss
+    from aesweep.optim import build_optimizer, build_schedule
+
+    model = instantiate(cfg.model).to(device)
+    if cfg.trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    step_model = torch.compile(model, mode=cfg.trainer.compile_mode) if cfg.trainer.compile else model
+    optimizer = build_optimizer(cfg.optimizer, model)
+    steps_per_epoch = math.ceil(len(splits.train) / cfg.trainer.batch_size)
+    schedule = build_schedule(cfg.scheduler, optimizer, steps_per_epoch, cfg.trainer.epochs)
+    loss_fn = CompositeLoss(cfg.loss, BatchAugment(**cfg.augment))
+    return model, step_model, optimizer, schedule, loss_fn
+
+
+def time_project_loop(cfg, device, warmup: int, steps: int, repeats: int) -> dict:
+    """Warm up, then time `aesweep.train.train_one_epoch` over `steps` batches, `repeats` times."""
+    import torch
+
+    from aesweep.data import load_splits
+    from aesweep.train import seed_everything, train_one_epoch
+
+    seed_everything(cfg.seed)
+    splits = load_splits(cfg.data, device)
+    model, step_model, optimizer, schedule, loss_fn = build_training(cfg, splits, device)
+    batch = cfg.trainer.batch_size
+
+    x = splits.train.batch(torch.arange(batch, device=device) % len(splits.train))
+    if cfg.trainer.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    flops = step_flops(lambda: loss_fn(model, x, 0)[0])
+    model.zero_grad(set_to_none=True)
+
+    generator = torch.Generator().manual_seed(cfg.seed)
+    warm, timed = _subset(splits, 0, warmup * batch), _subset(splits, warmup * batch, (warmup + steps) * batch)
+    started = time.perf_counter()
+    train_one_epoch(step_model, warm, optimizer, schedule, loss_fn, cfg, 0, generator, _quiet)
+    _sync(device)
+    warmup_s = time.perf_counter() - started
+    seconds, losses = [], []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        losses.append(train_one_epoch(step_model, timed, optimizer, schedule, loss_fn, cfg, 0, generator, _quiet))
+        _sync(device)
+        seconds.append(time.perf_counter() - start)
+    return {"seconds": seconds, "images": steps * batch, "flops_per_step": flops, "warmup_s": warmup_s,
+            "mean_loss": losses[0]["loss"]}
+
+
+def time_seed_loop(cfg, device, warmup: int, steps: int, repeats: int) -> dict:
+    """The blog's loop, line for line, on its torchvision DataLoader; times `steps` batches `repeats` times."""
+    import torch
+    from hydra.utils import instantiate
+    from torch import nn
+    from torchvision import datasets, transforms
+
+    from aesweep.train import seed_everything
+
+    warnings.filterwarnings("ignore", message=".*worker processes in total.*")  # 4 workers on fewer cores
+    seed_everything(cfg.seed)
+    transform = transforms.ToTensor()
+    dataset = datasets.MNIST(root=str(cfg.data.root), train=True, download=False, transform=transform)
+    dataloader = torch.utils.data.DataLoader(dataset, batch_size=cfg.trainer.batch_size, shuffle=True,
+                                             num_workers=SEED_LOOP_WORKERS)
+    model = instantiate(cfg.model).to(device)
+    distance = nn.MSELoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=SEED_LOOP_LR, momentum=SEED_LOOP_MOMENTUM)
+
+    x = next(iter(torch.utils.data.DataLoader(dataset, batch_size=cfg.trainer.batch_size)))[0].to(device)
+    flops = step_flops(lambda: distance(model(x), x))
+    model.zero_grad(set_to_none=True)
+
+    def batches():
+        while True:  # a new epoch restarts the workers, as in the blog's `for epoch ...: for data in dataloader`
+            yield from dataloader
+
+    data = batches()
+
+    def run_steps(n: int) -> float:
+        for _ in range(n):
+            img, _ = next(data)
+            img = img.to(device)
+            output = model(img)
+            loss = distance(output, img)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return float(loss)
+
+    started = time.perf_counter()
+    run_steps(warmup)
+    _sync(device)
+    warmup_s = time.perf_counter() - started
+    seconds, losses = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        losses.append(run_steps(steps))
+        _sync(device)
+        seconds.append(time.perf_counter() - start)
+    data.close()  # shuts the workers down, so their peak memory shows in RUSAGE_CHILDREN
+    del dataloader
+    return {"seconds": seconds, "images": steps * cfg.trainer.batch_size, "flops_per_step": flops,
+            "warmup_s": warmup_s, "mean_loss": None, "worker_rss_mb": peak_rss_mb(resource.RUSAGE_CHILDREN)}
+
+
+def measure(spec: dict) -> dict:
+    """One mode, in this process: the worker side of the speed bench. Returns a JSON-able dict."""
+    import torch
+
+    cfg, device = checked_config(spec["overrides"])
+    if spec["loop"] == "project" and cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)  # as aesweep.train.run does
+    timer = time_seed_loop if spec["loop"] == "seed" else time_project_loop
+    result = timer(cfg, device, spec["warmup"], spec["steps"], spec["repeats"])
+    dtype = "bfloat16" if cfg.trainer.amp and device.type == "cuda" and spec["loop"] == "project" else "float32"
+    result.update(
+        threads=torch.get_num_threads(), batch_size=int(cfg.trainer.batch_size), device=str(device),
+        matmul_flops_per_s=matmul_rate(device, dtype), matmul_dtype=dtype, peak_rss_mb=peak_rss_mb(),
+        machine=machine_description(device),
+    )
+    return result
+
+
+# ------------------------------------------------------------------------------------ speed (parent)
+
+
+def run_mode(mode: Mode, overrides: list[str], warmup: int, steps: int, repeats: int, timeout: float) -> dict:
+    """Run one mode in a fresh process; its result dict, or {'error': one line} if it failed."""
+    spec = {"loop": mode.loop, "overrides": overrides, "warmup": warmup, "steps": steps, "repeats": repeats}
+    command = [sys.executable, "-m", "aesweep.bench", "_measure", json.dumps(spec)]
+    try:
+        done = subprocess.run(command, cwd=os.getcwd(), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        return {"error": lines[-1].strip() if lines else f"exit status {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def mode_row(mode: Mode, result: dict, warmup: int, steps: int) -> dict:
+    row = {"mode": mode.name, "loop": "seed (blog)" if mode.loop == "seed" else "project",
+           "overrides": " ".join(o for o in mode.overrides if o not in SPEED_SWITCHES_OFF)}
+    if mode.skip or "error" in result:
+        return {**row, "note": f"skipped: {mode.skip}" if mode.skip else f"failed: {result['error']}"}
+    seconds = statistics.median(result["seconds"])
+    images_per_s = result["images"] / seconds
+    batch = result["batch_size"]
+    epoch_flops = result["flops_per_step"] * EPOCH_IMAGES / batch
+    floor = epoch_flops / result["matmul_flops_per_s"]
+    s_per_epoch = EPOCH_IMAGES / images_per_s
+    note = f"warm-up {result['warmup_s']:.1f} s"
+    if "worker_rss_mb" in result:
+        note += f"; DataLoader workers peak {result['worker_rss_mb']:.0f} MB each"
+    return {
+        **row, "device": result["device"], "threads": result["threads"], "batch_size": batch,
+        "images_per_s": images_per_s, "s_per_epoch": s_per_epoch,
+        "gflop_per_step": result["flops_per_step"] / 1e9, "tflop_per_epoch": epoch_flops / 1e12,
+        "matmul_gflop_per_s": result["matmul_flops_per_s"] / 1e9, "floor_s_per_epoch": floor,
+        "achieved": floor / s_per_epoch, "peak_rss_mb": result["peak_rss_mb"], "mean_loss": result["mean_loss"],
+        "warmup_steps": warmup, "timed_steps": steps * len(result["seconds"]), "note": note,
+    }
+
+
+def with_ratios(table: pd.DataFrame) -> pd.DataFrame:
+    """Add vs_seed (images/s over the seed loop's) and loss_vs_eager (relative, same batch size only)."""
+    table = table.copy()
+    seed = table.loc[table["mode"] == "seed-loop", "images_per_s"].dropna()
+    table.insert(table.columns.get_loc("s_per_epoch") + 1, "vs_seed",
+                 table["images_per_s"] / seed.iloc[0] if len(seed) else math.nan)
+    eager = table.loc[table["mode"] == "eager"]
+    table["loss_vs_eager"] = math.nan
+    if len(eager) and pd.notna(eager["mean_loss"].iloc[0]):
+        same_batch = (table["batch_size"] == eager["batch_size"].iloc[0]) & (table["loop"] == "project")
+        reference = eager["mean_loss"].iloc[0]
+        table.loc[same_batch, "loss_vs_eager"] = (table.loc[same_batch, "mean_loss"] - reference) / reference
+    return table
+
+
+SIGNIFICANT = {"images_per_s": 4, "s_per_epoch": 3, "vs_seed": 3, "gflop_per_step": 4, "tflop_per_epoch": 4,
+               "matmul_gflop_per_s": 3, "floor_s_per_epoch": 3, "achieved": 2, "peak_rss_mb": 4, "mean_loss": 5,
+               "loss_vs_eager": 2}
+
+
+def rounded(table: pd.DataFrame) -> pd.DataFrame:
+    def round_to(value, digits):
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value == 0:
+            return value
+        return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
+
+    table = table.copy()
+    for column, digits in SIGNIFICANT.items():
+        if column in table:
+            table[column] = [round_to(v, digits) for v in table[column]]
+    return table
+
+
+def speed(args: argparse.Namespace) -> int:
+    base = base_overrides(args)
+    cfg, device = checked_config(base)
+    modes = speed_modes(device.type, int(cfg.trainer.batch_size), float(cfg.optimizer.lr), os.cpu_count() or 1)
+    known = [m.name for m in modes]
+    if args.modes:
+        unknown = [name for name in args.modes if name not in known]
+        if unknown:
+            raise ConfigError("--modes", ",".join(unknown), f"mode names for {device.type}: {', '.join(known)}")
+        modes = [m for m in modes if m.name in args.modes]
+    elif args.quick:
+        modes = [m for m in modes if m.quick]
+    warmup, steps, repeats = args.warmup, args.steps, args.repeats
+    out = Path(args.out) if args.out else Path("outputs/bench") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S") / "bench.csv"
+
+    rows, machine = [], machine_description(device)
+    for mode in modes:
+        batch = int(cfg.trainer.batch_size)
+        for override in mode.overrides:
+            if override.startswith("trainer.batch_size="):
+                batch = int(override.split("=", 1)[1])
+        mode_steps = max(2, math.ceil(steps * int(cfg.trainer.batch_size) / batch))  # same images per mode
+        result = {} if mode.skip else run_mode(mode, base + mode.overrides, warmup, mode_steps, repeats, args.timeout)
+        row = mode_row(mode, result, warmup, mode_steps)
+        rows.append(row)
+        shown = f"{row['images_per_s']:.0f} images/s, {row['s_per_epoch']:.1f} s/epoch" if "images_per_s" in row \
+            else row["note"]
+        print(f"aesweep bench: {mode.name}: {shown}", file=sys.stderr)
+
+    table = pd.DataFrame(rows)
+    for column in ("images_per_s", "s_per_epoch", "batch_size", "mean_loss"):
+        if column not in table:
+            table[column] = math.nan
+    table = rounded(with_ratios(table))
+    notes = [
+        f"{machine}; device {device.type}",
+        f"base config: {' '.join(base)}",
+        f"s_per_epoch = {EPOCH_IMAGES:,} images / images_per_s, extrapolated from the timed steps after "
+        f"{warmup} warm-up steps (median of {repeats} repeat{'s' if repeats > 1 else ''}; larger batches time "
+        "the same number of images)",
+        "floor_s_per_epoch = FlopCounterMode FLOPs of one forward+backward step x steps per epoch / the "
+        "matmul rate measured in the same process (matmul_gflop_per_s); achieved = floor / s_per_epoch",
+        "vs_seed = images_per_s / the seed loop's; loss_vs_eager = relative difference of the mean training "
+        "loss over the same timed steps (same seed, same batches) - a speed mode must not change the math",
+    ]
+    from aesweep.io import write_csv_atomic, write_text_atomic
+    from aesweep.results import format_table
+
+    markdown = format_table(table, "md", notes)
+    write_csv_atomic(out, table)
+    write_text_atomic(out.with_suffix(".md"), markdown)
+    sys.stdout.write(markdown)
+    print(f"aesweep bench: wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------------------ trials per hour
+
+
+def trial_command(overrides: Sequence[str], run_dir: Path) -> list[str]:
+    return [sys.executable, str(REPO / "train.py"), *overrides, "trainer.progress=false",
+            "trainer.save_weights=false", f"hydra.run.dir={run_dir}"]
+
+
+def run_trials_at_once(overrides: Sequence[str], n_trials: int, concurrency: int, folder: Path,
+                       threads: int | None, timeout: float) -> dict:
+    """Start `n_trials` train.py runs, at most `concurrency` at a time; wall time and what each ended as."""
+    pending = list(range(n_trials))
+    running: list[tuple[subprocess.Popen, Path]] = []
+    finished: list[Path] = []
+    extra = [f"trainer.threads={threads}"] if threads else []
+    started = time.perf_counter()
+    while pending or running:
+        while pending and len(running) < concurrency:
+            number = pending.pop(0)
+            run_dir = folder / f"trial_{number}"
+            command = trial_command([*overrides, *extra, f"seed={number}"], run_dir)
+            running.append((subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL), run_dir))
+        time.sleep(0.05)
+        for process, run_dir in list(running):
+            if process.poll() is not None:
+                running.remove((process, run_dir))
+                finished.append(run_dir)
+        if time.perf_counter() - started > timeout:
+            for process, _ in running:
+                process.kill()
+            raise BenchError(f"--timeout={timeout:g}: {n_trials} trials at concurrency {concurrency} took longer")
+    wall = time.perf_counter() - started
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in finished if (d / "metrics.json").is_file()]
+    completed = [m for m in metrics if m["status"] == "completed"]
+    return {"wall_s": wall, "completed": len(completed), "failed": n_trials - len(completed),
+            "mean_val_mapped_acc": statistics.fmean(m["val"]["mapped_acc"] for m in completed) if completed else math.nan,
+            "mean_trial_s": statistics.fmean(m["seconds"] for m in metrics) if metrics else math.nan,
+            "peak_rss_mb_per_trial": peak_rss_mb(resource.RUSAGE_CHILDREN)}
+
+
+def trials(args: argparse.Namespace) -> int:
+    base = base_overrides(args) + [f"data.subset={args.subset}", f"trainer.epochs={args.epochs}"]
+    cfg, device = checked_config(base)
+    n_trials = args.trials or 2 * max(args.concurrency)
+    out = Path(args.out) if args.out else Path("outputs/bench") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S") / "trials.csv"
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="aesweep-bench-trials-") as scratch:
+        for concurrency in args.concurrency:
+            threads = max(1, (os.cpu_count() or 1) // concurrency) if device.type == "cpu" else None
+            result = run_trials_at_once(base, n_trials, concurrency, Path(scratch) / f"c{concurrency}", threads,
+                                        args.timeout)
+            rows.append({"concurrency": concurrency, "trials": n_trials, "threads_per_trial": threads, **result,
+                         "trials_per_hour": n_trials / result["wall_s"] * 3600})
+            print(f"aesweep bench trials: {concurrency} at once: {rows[-1]['trials_per_hour']:.0f} trials/hour",
+                  file=sys.stderr)
+    table = pd.DataFrame(rows)
+    one = table.loc[table["concurrency"] == min(args.concurrency), "trials_per_hour"].iloc[0]
+    table["vs_one_at_a_time"] = table["trials_per_hour"] / one
+    table = rounded(table.round({"wall_s": 2, "mean_trial_s": 2, "trials_per_hour": 0, "vs_one_at_a_time": 3,
+                                 "mean_val_mapped_acc": 4, "peak_rss_mb_per_trial": 0}))
+    notes = [f"{machine_description(device)}; device {device.type}",
+             f"one trial = python train.py {' '.join(base)} seed=<trial number> (fixed work: "
+             f"{args.subset} images x {args.epochs} epoch(s), then scoring)",
+             "trials_per_hour = trials / wall seconds from the first start to the last finish x 3600; on CPU "
+             "each trial gets cores // concurrency threads; peak_rss_mb_per_trial is the largest single trial"]
+    from aesweep.io import write_csv_atomic, write_text_atomic
+    from aesweep.results import format_table
+
+    markdown = format_table(table, "md", notes)
+    write_csv_atomic(out, table)
+    write_text_atomic(out.with_suffix(".md"), markdown)
+    sys.stdout.write(markdown)
+    print(f"aesweep bench trials: wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
+    return 0
+
+
+# -------------------------------------------------------------------------------------- pruning pays
+
+
+def read_trials(source: Path) -> pd.DataFrame:
+    path = source / "trials.csv" if source.is_dir() else source
+    if not path.is_file():
+        raise BenchError(f"{source}: no trials.csv there; give a sweep directory or its trials.csv")
+    return pd.read_csv(path)
+
+
+def time_to_target(trials_table: pd.DataFrame, target: float, metric: str) -> dict:
+    """Trial-seconds spent (in trial-number order) until the first COMPLETE trial reached `target`.
+
+    Trial-seconds are the sum of each trial's own `seconds`: the wall time of a sweep that runs one
+    trial at a time, the device time of one that runs several at once.
+    """
+    for column in ("number", "state", "seconds", metric):
+        if column not in trials_table:
+            raise BenchError(f"trials.csv has no column {column!r} (columns: {', '.join(trials_table.columns)})")
+    table = trials_table.sort_values("number")
+    spent = table["seconds"].fillna(0).cumsum()
+    complete = table["state"] == "COMPLETE"
+    reached = complete & (table[metric] >= target)
+    first = reached.idxmax() if reached.any() else None
+    return {
+        "trials": len(table), "complete": int(complete.sum()), "pruned": int((table["state"] == "PRUNED").sum()),
+        f"best {metric}": table.loc[complete, metric].max(), "trial_seconds_total": float(spent.iloc[-1]),
+        "trial_seconds_to_target": float(spent.loc[first]) if first is not None else math.nan,
+        "trials_to_target": int(table.index.get_loc(first)) + 1 if first is not None else math.nan,
+    }
+
+
+def pruning(args: argparse.Namespace) -> int:
+    rows = []
+    for label, source in (("with pruner", args.with_pruner), ("without pruner", args.without_pruner)):
+        rows.append({"sweep": label, "source": source,
+                     **time_to_target(read_trials(Path(source)), args.target, args.metric)})
+    table = pd.DataFrame(rows)
+    without = table["trial_seconds_to_target"].iloc[1]
+    table["speedup_to_target"] = without / table["trial_seconds_to_target"]
+    notes = [f"target: {args.metric} >= {args.target} in a COMPLETE trial; trial-seconds summed in trial order"]
+    from aesweep.results import format_table
+
+    sys.stdout.write(format_table(rounded(table), "md", notes))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- CLI
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: a positive whole number")
+    return value
+
+
+def _int_list(text: str) -> list[int]:
+    return [_positive_int(part) for part in text.split(",")]
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: error: {message}")
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="seed", help="model config group option: seed | conv | mlp (default: seed)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="any Hydra override of the project config, repeatable "
+                             "(e.g. --override model.bottleneck=16); each mode then sets its own switches")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="auto (cuda if present) | cpu | cuda")
+    parser.add_argument("--out", metavar="CSV", help="where to write the table (.csv; a .md is written beside it; "
+                                                     "default: outputs/bench/<timestamp>/)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds allowed per mode or trial batch")
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    speed_parser = _Parser(prog="aesweep bench", description=__doc__.split("\n\n")[0],
+                           epilog="Subcommands: `aesweep bench trials --help`, `aesweep bench pruning --help`.")
+    _add_model_options(speed_parser)
+    speed_parser.add_argument("--batch-size", type=_positive_int, help="trainer.batch_size (default: the config's)")
+    speed_parser.add_argument("--modes", type=_names, metavar="NAME[,NAME...]",
+                              help="only these modes (default: all for the device; see the module docstring)")
+    speed_parser.add_argument("--warmup", type=_positive_int, default=None, help="warm-up steps per mode (default 5)")
+    speed_parser.add_argument("--steps", type=_positive_int, default=None,
+                              help="timed steps per repeat at the base batch size (default 50)")
+    speed_parser.add_argument("--repeats", type=_positive_int, default=None, help="timed repeats per mode (default 3)")
+    speed_parser.add_argument("--quick", action="store_true",
+                              help="fewer modes and steps (2 warm-up, 10 timed, 1 repeat): under a minute on a CPU")
+
+    trials_parser = _Parser(prog="aesweep bench trials",
+                            description="Trials per hour: the same small trial run one at a time and several at "
+                                        "once on one device (each a real `python train.py`).")
+    _add_model_options(trials_parser)
+    trials_parser.add_argument("--concurrency", type=_int_list, default=None, metavar="N[,N...]",
+                               help="trials running at once, compared (default: 1,4 on GPU, 1,<cores> on CPU)")
+    trials_parser.add_argument("--trials", type=_positive_int, help="trials per concurrency (default 2 x the largest)")
+    trials_parser.add_argument("--subset", type=_positive_int, default=None, help="data.subset of a trial (default 5000)")
+    trials_parser.add_argument("--epochs", type=_positive_int, default=None, help="trainer.epochs of a trial (default 2)")
+    trials_parser.add_argument("--batch-size", type=_positive_int, help="trainer.batch_size (default: the config's)")
+    trials_parser.add_argument("--quick", action="store_true", help="a tiny trial (512 images, 1 epoch), 2 per setting")
+
+    pruning_parser = _Parser(prog="aesweep bench pruning",
+                             description="Time to a target metric: the same sweep with and without the pruner.")
+    pruning_parser.add_argument("with_pruner", metavar="WITH", help="sweep directory (or trials.csv) with the pruner")
+    pruning_parser.add_argument("without_pruner", metavar="WITHOUT",
+                                help="the same sweep with hydra.sweeper.pruner=null")
+    pruning_parser.add_argument("--target", type=float, required=True, help="the metric value to reach")
+    pruning_parser.add_argument("--metric", default="val.mapped_acc", help="trials.csv column (default val.mapped_acc)")
+    return speed_parser, {"trials": trials_parser, "pruning": pruning_parser}
+
+
+def _fill_defaults(args: argparse.Namespace, command: str) -> None:
+    if command == "speed":
+        quick = {"warmup": 2, "steps": 10, "repeats": 1}
+        full = {"warmup": 5, "steps": 50, "repeats": 3}
+        for key, value in (quick if args.quick else full).items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+    elif command == "trials":
+        gpu = args.device == "cuda" or (args.device == "auto" and _has_cuda())
+        if args.concurrency is None:
+            args.concurrency = [1, 4] if gpu else sorted({1, os.cpu_count() or 1})
+        args.subset = args.subset or (512 if args.quick else 5000)
+        args.epochs = args.epochs or (1 if args.quick else 2)
+        if args.quick and args.trials is None:
+            args.trials = max(args.concurrency)
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_measure"]:  # the worker side of a speed mode: one JSON line on stdout
+        print(json.dumps(measure(json.loads(argv[1]))))
+        return 0
+    speed_parser, subparsers = build_parser()
+    command = argv[0] if argv[:1] and argv[0] in (*subparsers, "speed") else "speed"
+    parser = subparsers.get(command, speed_parser)
+    prog = parser.prog
+    try:
+        args = parser.parse_args(argv[1:] if argv[:1] == [command] else argv)
+        _fill_defaults(args, command)
+        return {"speed": speed, "trials": trials, "pruning": pruning}[command](args)
+    except _UsageError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except SystemExit as done:  # --help
+        return done.code if isinstance(done.code, int) else 0
+    except AesweepError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

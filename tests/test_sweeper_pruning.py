@@ -1,0 +1,90 @@
+"""The job side of the sweeper link: aesweep.pruning.TrialReporter and open_storage."""
+
+import optuna
+import pytest
+
+from aesweep.errors import ConfigError
+from aesweep.pruning import PRUNER_ATTR, TrialReporter, lookup_metric, open_storage
+
+THRESHOLD = {"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.5}
+
+
+def running_trial(tmp_path, directions=("maximize",), pruner_cfg=THRESHOLD):
+    """A study in a journal file with one RUNNING trial, as the sweeper leaves it for a job."""
+    storage_path = str(tmp_path / "journal.log")
+    study = optuna.create_study(study_name="s", storage=open_storage(storage_path), directions=list(directions))
+    study.set_user_attr(PRUNER_ATTR, pruner_cfg)
+    trial = study.ask()
+    trial_cfg = {
+        "study_name": "s",
+        "storage": storage_path,
+        "trial_id": trial._trial_id,
+        "trial_number": trial.number,
+        "report": "val.mapped_acc",
+    }
+    return study, trial, trial_cfg
+
+
+def test_outside_a_sweep_there_is_no_reporter():
+    assert TrialReporter.from_config({"study_name": None, "storage": None, "trial_id": None}) is None
+    assert TrialReporter.from_config(None) is None
+
+
+def test_report_stores_the_value_per_epoch_and_relays_the_pruners_verdict(tmp_path):
+    study, trial, trial_cfg = running_trial(tmp_path)
+    reporter = TrialReporter.from_config(trial_cfg)
+    assert reporter.report(1, {"val.mapped_acc": 0.7}) is False
+    assert reporter.report(2, {"val": {"mapped_acc": 0.3}}) is True
+    assert study.trials[0].intermediate_values == {1: 0.7, 2: 0.3}
+
+
+def test_multi_objective_studies_are_never_pruned(tmp_path):
+    study, _, trial_cfg = running_trial(tmp_path, directions=("maximize", "minimize"))
+    assert TrialReporter.from_config(trial_cfg).report(1, {"val.mapped_acc": 0.0}) is False
+    assert study.trials[0].intermediate_values == {}
+
+
+def test_a_nan_value_is_not_reported_and_does_not_prune(tmp_path):
+    study, _, trial_cfg = running_trial(tmp_path)
+    assert TrialReporter.from_config(trial_cfg).report(1, {"val.mapped_acc": float("nan")}) is False
+    assert study.trials[0].intermediate_values == {}
+
+
+def test_a_trial_closed_by_the_sweeper_tells_the_job_to_stop(tmp_path):
+    study, trial, trial_cfg = running_trial(tmp_path)
+    reporter = TrialReporter.from_config(trial_cfg)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert reporter.report(1, {"val.mapped_acc": 0.9}) is True
+
+
+def test_a_missing_report_metric_names_trial_report_and_the_metrics_there_are(tmp_path):
+    _, _, trial_cfg = running_trial(tmp_path)
+    reporter = TrialReporter.from_config({**trial_cfg, "report": "val.nmi"})
+    with pytest.raises(ConfigError, match=r"trial.report='val.nmi'.*val.mapped_acc"):
+        reporter.report(1, {"val": {"mapped_acc": 0.5}})
+
+
+def test_a_wrong_trial_number_is_refused(tmp_path):
+    _, _, trial_cfg = running_trial(tmp_path)
+    with pytest.raises(ConfigError, match="trial.trial_number"):
+        TrialReporter.from_config({**trial_cfg, "trial_number": 7})
+
+
+def test_open_storage_reads_journal_files_and_sqlite_urls(tmp_path):
+    journal = open_storage(str(tmp_path / "new" / "folder" / "journal.log"))
+    sqlite = open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+    for storage in (journal, sqlite):
+        optuna.create_study(study_name="a", storage=storage)
+        assert optuna.study.get_all_study_names(storage) == ["a"]
+
+
+def test_open_storage_refuses_an_unwritable_path_in_one_line():
+    with pytest.raises(ConfigError, match="storage='/proc/no/journal.log' is not allowed"):
+        open_storage("/proc/no/journal.log")
+
+
+def test_lookup_metric_reads_flat_and_nested_paths():
+    assert lookup_metric({"val.nmi": 0.2}, "val.nmi") == 0.2
+    assert lookup_metric({"val": {"nmi": 0.3}, "params": 12}, "val.nmi") == 0.3
+    assert lookup_metric({"params": 12}, "params") == 12
+    assert lookup_metric({"val": {}}, "val.nmi") is None
