@@ -39,7 +39,9 @@ def sweep(cwd, *overrides):
 
 
 def load(cwd, study_name="smoke"):
-    return optuna.load_study(study_name=study_name, storage=open_storage(str(cwd / "outputs" / "optuna" / "journal.log")))
+    return optuna.load_study(
+        study_name=study_name, storage=open_storage(str(cwd / "outputs" / "optuna" / "journal.log"))
+    )
 
 
 def table(sweep_dir):
@@ -97,7 +99,11 @@ def test_best_yaml_reruns_the_best_trial_as_a_single_run(smoke):
     assert overrides[0] == "sweep=smoke" and f"width={best['width']}" in overrides
     single = subprocess.run(
         [sys.executable, str(APP), *overrides, f"hydra.run.dir={cwd / 'rerun'}"],
-        cwd=cwd, env=environment(), capture_output=True, text=True, timeout=60,
+        cwd=cwd,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert single.returncode == 0, single.stderr
     metrics = json.loads((cwd / "rerun" / "metrics.json").read_text())
@@ -107,8 +113,15 @@ def test_best_yaml_reruns_the_best_trial_as_a_single_run(smoke):
 
 def test_pruning_stops_a_bad_trial_after_its_first_epoch(tmp_path):
     result = sweep(
-        tmp_path, BRUTE_FORCE, "x=choice(-1, 0.3)", "kind=a", "width=8", "epochs=5", "hydra.sweeper.n_trials=2",
-        "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.5}", f"hydra.sweep.dir={tmp_path / 's'}",
+        tmp_path,
+        BRUTE_FORCE,
+        "x=choice(-1, 0.3)",
+        "kind=a",
+        "width=8",
+        "epochs=5",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.5}",
+        f"hydra.sweep.dir={tmp_path / 's'}",
     )
     assert result.returncode == 0, result.stderr
     rows = table(tmp_path / "s").set_index("x")
@@ -121,16 +134,31 @@ def test_pruning_stops_a_bad_trial_after_its_first_epoch(tmp_path):
 
 
 def test_a_raising_and_a_diverging_trial_end_fail_while_the_sweep_completes(tmp_path):
-    result = sweep(tmp_path, BRUTE_FORCE, "mode=choice(ok, raise, diverge)", "x=0.3", "kind=a", "width=8", "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={tmp_path / 's'}")
+    result = sweep(
+        tmp_path,
+        BRUTE_FORCE,
+        "mode=choice(ok, raise, diverge)",
+        "x=0.3",
+        "kind=a",
+        "width=8",
+        "hydra.sweeper.n_trials=3",
+        f"hydra.sweep.dir={tmp_path / 's'}",
+    )
     assert result.returncode == 0, result.stderr
     rows = table(tmp_path / "s").set_index("mode")
     assert rows.loc["ok", "state"] == "COMPLETE"
-    assert rows.loc["raise", "state"] == "FAIL" and rows.loc["raise", "reason"] == "RuntimeError: told to raise at epoch 1"
-    assert rows.loc["diverge", "state"] == "FAIL" and rows.loc["diverge", "reason"] == "diverged: loss is nan at epoch 1"
+    assert (
+        rows.loc["raise", "state"] == "FAIL" and rows.loc["raise", "reason"] == "RuntimeError: told to raise at epoch 1"
+    )
+    assert (
+        rows.loc["diverge", "state"] == "FAIL" and rows.loc["diverge", "reason"] == "diverged: loss is nan at epoch 1"
+    )
 
 
 def test_when_every_trial_fails_the_command_exits_1_with_the_reasons(tmp_path):
-    result = sweep(tmp_path, BRUTE_FORCE, "mode=choice(raise, nometrics)", "x=0.3", "kind=a", "width=8", "hydra.sweeper.n_trials=2")
+    result = sweep(
+        tmp_path, BRUTE_FORCE, "mode=choice(raise, nometrics)", "x=0.3", "kind=a", "width=8", "hydra.sweeper.n_trials=2"
+    )
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: all 2 trials of this sweep failed: ")
@@ -139,7 +167,9 @@ def test_when_every_trial_fails_the_command_exits_1_with_the_reasons(tmp_path):
 
 def test_kill_9_mid_trial_then_rerun_finishes_n_trials_with_the_interrupted_one_failed(tmp_path):
     overrides = ("hydra.sweeper.n_trials=3", "epochs=4", "sleep=0.4")
-    first = subprocess.Popen(command(*overrides), cwd=tmp_path, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        command(*overrides), cwd=tmp_path, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     journal = tmp_path / "outputs" / "optuna" / "journal.log"
     deadline = time.time() + 60
     while time.time() < deadline:  # wait until trial 1 has reported an epoch: mid-trial
@@ -159,8 +189,36 @@ def test_kill_9_mid_trial_then_rerun_finishes_n_trials_with_the_interrupted_one_
     assert study.trials[2].params != study.trials[0].params  # the seeded sampler did not replay trial 0
 
 
+def test_sigterm_mid_trial_records_the_running_trial_as_failed_before_exiting(tmp_path):
+    first = subprocess.Popen(
+        command("hydra.sweeper.n_trials=2", "epochs=6", "sleep=0.4"),
+        cwd=tmp_path,
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    journal = tmp_path / "outputs" / "optuna" / "journal.log"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (
+        journal.exists() and any(t.intermediate_values for t in load(tmp_path).trials)
+    ):
+        time.sleep(0.2)
+    first.send_signal(signal.SIGTERM)  # what a scheduler sends when it pre-empts the job
+    assert first.wait(timeout=60) != 0
+    (trial,) = load(tmp_path).trials
+    assert trial.state.name == "FAIL" and trial.user_attrs["reason"].startswith("sweep interrupted")
+
+
 def test_joblib_launcher_runs_two_trials_at_the_same_time(tmp_path):
-    result = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2", "epochs=2", "sleep=0.5")
+    result = sweep(
+        tmp_path,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=2",
+        "epochs=2",
+        "sleep=0.5",
+    )
     assert result.returncode == 0, result.stderr
     first, second = load(tmp_path).trials
     assert states(load(tmp_path)) == ["COMPLETE", "COMPLETE"]
@@ -171,7 +229,14 @@ def test_joblib_launcher_runs_two_trials_at_the_same_time(tmp_path):
 def test_two_sweep_commands_on_one_study_run_exactly_n_trials_together(tmp_path):
     overrides = ("hydra.sweeper.n_trials=6", "epochs=2", "sleep=0.2")
     workers = [
-        subprocess.Popen(command(*overrides, f"hydra.sweep.dir={tmp_path / f'w{i}'}"), cwd=tmp_path, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            command(*overrides, f"hydra.sweep.dir={tmp_path / f'w{i}'}"),
+            cwd=tmp_path,
+            env=environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(2)
     ]
     for worker in workers:
@@ -184,8 +249,11 @@ def test_two_sweep_commands_on_one_study_run_exactly_n_trials_together(tmp_path)
 
 def test_two_objectives_record_both_values(tmp_path):
     result = sweep(
-        tmp_path, "hydra.sweeper.n_trials=3", "hydra.sweeper.objective=[val.mapped_acc,params]",
-        "hydra.sweeper.direction=[maximize,minimize]", f"hydra.sweep.dir={tmp_path / 's'}",
+        tmp_path,
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.objective=[val.mapped_acc,params]",
+        "hydra.sweeper.direction=[maximize,minimize]",
+        f"hydra.sweep.dir={tmp_path / 's'}",
     )
     assert result.returncode == 0, result.stderr
     rows = table(tmp_path / "s")
@@ -196,8 +264,15 @@ def test_two_objectives_record_both_values(tmp_path):
 
 def test_a_parameter_missing_from_a_groups_option_is_searched_only_where_it_exists(tmp_path):
     result = sweep(
-        tmp_path, BRUTE_FORCE, "optimizer=choice(sgd, adam)", "optimizer.momentum=choice(0.0, 0.9)",
-        "x=0.3", "kind=a", "width=8", "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={tmp_path / 's'}",
+        tmp_path,
+        BRUTE_FORCE,
+        "optimizer=choice(sgd, adam)",
+        "optimizer.momentum=choice(0.0, 0.9)",
+        "x=0.3",
+        "kind=a",
+        "width=8",
+        "hydra.sweeper.n_trials=3",
+        f"hydra.sweep.dir={tmp_path / 's'}",
     )
     assert result.returncode == 0, result.stderr
     params = sorted((t.params["optimizer"], t.params.get("optimizer.momentum")) for t in load(tmp_path).trials)
@@ -224,9 +299,21 @@ def test_malformed_search_space_exits_2_with_one_line_before_any_trial(tmp_path,
 def test_the_smoke_sweep_drives_train_py_end_to_end(tmp_path, mnist_root):
     repo = Path(__file__).resolve().parents[1]
     result = subprocess.run(
-        [sys.executable, str(repo / "train.py"), "-m", "sweep=smoke", f"data.root={mnist_root}", "hydra.sweeper.n_trials=2",
-         f"hydra.sweeper.storage={tmp_path / 'journal.log'}", f"hydra.sweep.dir={tmp_path / 's'}"],
-        cwd=tmp_path, env={**environment(), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=170,
+        [
+            sys.executable,
+            str(repo / "train.py"),
+            "-m",
+            "sweep=smoke",
+            f"data.root={mnist_root}",
+            "hydra.sweeper.n_trials=2",
+            f"hydra.sweeper.storage={tmp_path / 'journal.log'}",
+            f"hydra.sweep.dir={tmp_path / 's'}",
+        ],
+        cwd=tmp_path,
+        env={**environment(), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=170,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = table(tmp_path / "s")

@@ -59,7 +59,9 @@ def test_interval_is_float_unless_tagged_int():
 
 
 def test_fixed_values_pass_through_unchanged():
-    fixed = parse_search_space({"data.subset": 2000, "eval.readout": "kmeans", "model.batch_norm": True}, [], group_options)
+    fixed = parse_search_space(
+        {"data.subset": 2000, "eval.readout": "kmeans", "model.batch_norm": True}, [], group_options
+    )
     assert [p.searched for p in fixed] == [False, False, False]
     assert [p.override() for p in fixed] == ["data.subset=2000", "eval.readout=kmeans", "model.batch_norm=true"]
 
@@ -131,7 +133,9 @@ def test_a_key_missing_from_the_config_is_rejected_with_a_suggestion():
 
 
 def test_a_key_present_under_another_option_of_a_searched_group_is_allowed():
-    space = parse_search_space({"optimizer": "choice(adam, sgd)", "optimizer.momentum": "interval(0, 0.99)"}, [], group_options)
+    space = parse_search_space(
+        {"optimizer": "choice(adam, sgd)", "optimizer.momentum": "interval(0, 0.99)"}, [], group_options
+    )
     check_against_config(space, lambda overrides: CONFIGS["sgd" if "optimizer=sgd" in overrides else "adam"])
 
 
@@ -148,7 +152,11 @@ def test_grid_search_space_enumerates_choices_and_ranges_but_not_intervals():
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP_FILES = sorted((ROOT / "sweeps").glob("*.yaml"))
-SPEC_GROUPS = {"model": ["conv", "mlp", "seed"], "optimizer": ["adam", "adamw", "rmsprop", "sgd"], "loss": ["bce", "mse"]}
+SPEC_GROUPS = {
+    "model": ["conv", "mlp", "seed"],
+    "optimizer": ["adam", "adamw", "rmsprop", "sgd"],
+    "loss": ["bce", "mse"],
+}
 
 
 def test_the_five_sweeps_exist():

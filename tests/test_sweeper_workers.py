@@ -16,9 +16,18 @@ def running(owner, heartbeat=None, started_ago=0.0):
     if heartbeat is not None:
         system_attrs[HEARTBEAT_ATTR] = heartbeat
     return FrozenTrial(
-        number=0, state=TrialState.RUNNING, value=None, values=None,
-        datetime_start=datetime.datetime.now() - datetime.timedelta(seconds=started_ago), datetime_complete=None,
-        params={}, distributions={}, user_attrs={}, system_attrs=system_attrs, intermediate_values={}, trial_id=0,
+        number=0,
+        state=TrialState.RUNNING,
+        value=None,
+        values=None,
+        datetime_start=datetime.datetime.now() - datetime.timedelta(seconds=started_ago),
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs=system_attrs,
+        intermediate_values={},
+        trial_id=0,
     )
 
 

@@ -4,6 +4,7 @@
     aesweep bench --device cuda                    # the GPU modes: compile (CUDA graphs), bf16, batches
     aesweep bench --model conv --override model.channels=[32,64,128] --batch-size 256
     aesweep bench trials --concurrency 1,4         # trials/hour: N train.py processes at once vs one at a time
+    aesweep bench memory --device cpu              # peak resident memory of one real train.py run
     aesweep bench pruning WITH_DIR WITHOUT_DIR --target 0.6   # time to a target val.mapped_acc, two sweeps
 
 Speed (the default subcommand). Every mode runs in a fresh Python process, so each gets a clean thread
@@ -349,21 +350,87 @@ def measure(spec: dict) -> dict:
 # ------------------------------------------------------------------------------------ speed (parent)
 
 
-def run_mode(mode: Mode, overrides: list[str], warmup: int, steps: int, repeats: int, timeout: float) -> dict:
-    """Run one mode in a fresh process; its result dict, or {'error': one line} if it failed."""
-    spec = {"loop": mode.loop, "overrides": overrides, "warmup": warmup, "steps": steps, "repeats": repeats}
-    command = [sys.executable, "-m", "aesweep.bench", "_measure", json.dumps(spec)]
-    try:
-        done = subprocess.run(command, cwd=os.getcwd(), capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        return {"error": lines[-1].strip() if lines else f"exit status {done.returncode}"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+# Imported once by the mode server; each mode's process is a fork of it, so none pays for these imports again.
+PRELOAD = ("torch", "torch.utils.flop_counter", "torchvision.datasets", "hydra", "aesweep.data", "aesweep.train")
+
+
+def serve_modes() -> int:
+    """The mode server (`python -m aesweep.bench _serve`): import PRELOAD, then fork one process per mode.
+
+    Reads one JSON spec per line on stdin and answers one JSON result per line on stdout. The server
+    itself never runs a torch operation or touches CUDA, so every fork starts as clean as a new process
+    (thread pools, CUDA context, compile caches in memory) without paying ~5-10 s of imports again.
+    """
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    for line in sys.stdin:
+        spec = json.loads(line)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the mode's own process
+            os.close(read_end)
+            os.dup2(2, 1)  # anything it prints goes to the log, not into the answers on stdout
+            try:
+                result = measure(spec)
+            except Exception as error:  # noqa: BLE001 - any failure becomes the row's note, not a crashed bench
+                result = {"error": f"{type(error).__name__}: {' '.join(str(error).split())}"}
+            with os.fdopen(write_end, "w") as answer:
+                answer.write(json.dumps(result))
+            os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end) as answer:
+            text = answer.read()
+        _, status, _ = os.wait4(pid, 0)
+        result = json.loads(text) if text else {"error": f"its process ended with status {os.waitstatus_to_exitcode(status)}"}
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+class ModeRunner:
+    """Starts the mode server on first use and sends it one mode at a time; restarts it after a timeout."""
+
+    def __init__(self, log_path: Path):
+        self.log_path = log_path
+        self.server: subprocess.Popen | None = None
+
+    def run(self, spec: dict, timeout: float) -> dict:
+        import select
+
+        if self.server is None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.log_path.open("a") as log:
+                self.server = subprocess.Popen([sys.executable, "-m", "aesweep.bench", "_serve"], stdin=subprocess.PIPE,
+                                               stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+        self.server.stdin.write(json.dumps(spec) + "\n")
+        self.server.stdin.flush()
+        ready, _, _ = select.select([self.server.stdout], [], [], timeout)
+        line = self.server.stdout.readline() if ready else ""
+        if line:
+            return json.loads(line)
+        reason = f"timed out after {timeout:g} s" if not ready else f"the bench server died (see {self.log_path})"
+        self.close(kill=True)
+        return {"error": reason}
+
+    def close(self, kill: bool = False) -> None:
+        if self.server is None:
+            return
+        if kill:
+            os.killpg(self.server.pid, 9)  # the server and the mode process it forked
+        else:
+            self.server.stdin.close()
+        self.server.wait()
+        self.server = None
+
+
+COLUMNS = ["mode", "loop", "overrides", "device", "threads", "batch_size", "images_per_s", "s_per_epoch", "vs_seed",
+           "gflop_per_step", "tflop_per_epoch", "matmul_gflop_per_s", "floor_s_per_epoch", "achieved", "peak_rss_mb",
+           "mean_loss", "loss_vs_eager", "warmup_steps", "timed_steps", "note"]
 
 
 def mode_row(mode: Mode, result: dict, warmup: int, steps: int) -> dict:
+    """One table row from a worker's measurements (or the reason there are none)."""
     row = {"mode": mode.name, "loop": "seed (blog)" if mode.loop == "seed" else "project",
            "overrides": " ".join(o for o in mode.overrides if o not in SPEED_SWITCHES_OFF)}
     if mode.skip or "error" in result:
@@ -374,9 +441,9 @@ def mode_row(mode: Mode, result: dict, warmup: int, steps: int) -> dict:
     epoch_flops = result["flops_per_step"] * EPOCH_IMAGES / batch
     floor = epoch_flops / result["matmul_flops_per_s"]
     s_per_epoch = EPOCH_IMAGES / images_per_s
-    note = f"warm-up {result['warmup_s']:.1f} s"
+    note = f"warm-up {result['warmup_s']:.1f} s" + (" incl. compilation" if "trainer.compile=true" in mode.overrides else "")
     if "worker_rss_mb" in result:
-        note += f"; DataLoader workers peak {result['worker_rss_mb']:.0f} MB each"
+        note += f"; largest DataLoader worker {result['worker_rss_mb']:.0f} MB"
     return {
         **row, "device": result["device"], "threads": result["threads"], "batch_size": batch,
         "images_per_s": images_per_s, "s_per_epoch": s_per_epoch,
@@ -387,15 +454,20 @@ def mode_row(mode: Mode, result: dict, warmup: int, steps: int) -> dict:
     }
 
 
-def with_ratios(table: pd.DataFrame) -> pd.DataFrame:
-    """Add vs_seed (images/s over the seed loop's) and loss_vs_eager (relative, same batch size only)."""
-    table = table.copy()
+def speed_table(rows: list[dict]) -> pd.DataFrame:
+    """The rows in COLUMNS order, with vs_seed (images/s over the seed loop's) and loss_vs_eager filled in.
+
+    loss_vs_eager compares the mean training loss over the same timed steps with the eager row's, for
+    project rows at the eager row's batch size: same seed, same init, same batches, so a mode that keeps
+    the math gives a difference at float-rounding level.
+    """
+    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    for column in ("images_per_s", "batch_size", "mean_loss"):
+        table[column] = pd.to_numeric(table[column])
     seed = table.loc[table["mode"] == "seed-loop", "images_per_s"].dropna()
-    table.insert(table.columns.get_loc("s_per_epoch") + 1, "vs_seed",
-                 table["images_per_s"] / seed.iloc[0] if len(seed) else math.nan)
-    eager = table.loc[table["mode"] == "eager"]
-    table["loss_vs_eager"] = math.nan
-    if len(eager) and pd.notna(eager["mean_loss"].iloc[0]):
+    table["vs_seed"] = table["images_per_s"] / seed.iloc[0] if len(seed) else math.nan
+    eager = table.loc[(table["mode"] == "eager") & table["mean_loss"].notna()]
+    if len(eager):
         same_batch = (table["batch_size"] == eager["batch_size"].iloc[0]) & (table["loop"] == "project")
         reference = eager["mean_loss"].iloc[0]
         table.loc[same_batch, "loss_vs_eager"] = (table.loc[same_batch, "mean_loss"] - reference) / reference
@@ -404,12 +476,14 @@ def with_ratios(table: pd.DataFrame) -> pd.DataFrame:
 
 SIGNIFICANT = {"images_per_s": 4, "s_per_epoch": 3, "vs_seed": 3, "gflop_per_step": 4, "tflop_per_epoch": 4,
                "matmul_gflop_per_s": 3, "floor_s_per_epoch": 3, "achieved": 2, "peak_rss_mb": 4, "mean_loss": 5,
-               "loss_vs_eager": 2}
+               "loss_vs_eager": 2, "wall_s": 3, "mean_trial_s": 3, "trials_per_hour": 4, "vs_one_at_a_time": 3,
+               "mean_val_mapped_acc": 4, "peak_rss_mb_per_trial": 4, "seconds": 3}
 
 
 def rounded(table: pd.DataFrame) -> pd.DataFrame:
+    """Numbers cut to a few significant digits for reading (the CSV keeps the same, rounded, values)."""
     def round_to(value, digits):
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or value == 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value == 0:
             return value
         return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
 
@@ -420,51 +494,12 @@ def rounded(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def speed(args: argparse.Namespace) -> int:
-    base = base_overrides(args)
-    cfg, device = checked_config(base)
-    modes = speed_modes(device.type, int(cfg.trainer.batch_size), float(cfg.optimizer.lr), os.cpu_count() or 1)
-    known = [m.name for m in modes]
-    if args.modes:
-        unknown = [name for name in args.modes if name not in known]
-        if unknown:
-            raise ConfigError("--modes", ",".join(unknown), f"mode names for {device.type}: {', '.join(known)}")
-        modes = [m for m in modes if m.name in args.modes]
-    elif args.quick:
-        modes = [m for m in modes if m.quick]
-    warmup, steps, repeats = args.warmup, args.steps, args.repeats
-    out = Path(args.out) if args.out else Path("outputs/bench") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S") / "bench.csv"
+def default_out(name: str) -> Path:
+    return Path("outputs/bench") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S") / name
 
-    rows, machine = [], machine_description(device)
-    for mode in modes:
-        batch = int(cfg.trainer.batch_size)
-        for override in mode.overrides:
-            if override.startswith("trainer.batch_size="):
-                batch = int(override.split("=", 1)[1])
-        mode_steps = max(2, math.ceil(steps * int(cfg.trainer.batch_size) / batch))  # same images per mode
-        result = {} if mode.skip else run_mode(mode, base + mode.overrides, warmup, mode_steps, repeats, args.timeout)
-        row = mode_row(mode, result, warmup, mode_steps)
-        rows.append(row)
-        shown = f"{row['images_per_s']:.0f} images/s, {row['s_per_epoch']:.1f} s/epoch" if "images_per_s" in row \
-            else row["note"]
-        print(f"aesweep bench: {mode.name}: {shown}", file=sys.stderr)
 
-    table = pd.DataFrame(rows)
-    for column in ("images_per_s", "s_per_epoch", "batch_size", "mean_loss"):
-        if column not in table:
-            table[column] = math.nan
-    table = rounded(with_ratios(table))
-    notes = [
-        f"{machine}; device {device.type}",
-        f"base config: {' '.join(base)}",
-        f"s_per_epoch = {EPOCH_IMAGES:,} images / images_per_s, extrapolated from the timed steps after "
-        f"{warmup} warm-up steps (median of {repeats} repeat{'s' if repeats > 1 else ''}; larger batches time "
-        "the same number of images)",
-        "floor_s_per_epoch = FlopCounterMode FLOPs of one forward+backward step x steps per epoch / the "
-        "matmul rate measured in the same process (matmul_gflop_per_s); achieved = floor / s_per_epoch",
-        "vs_seed = images_per_s / the seed loop's; loss_vs_eager = relative difference of the mean training "
-        "loss over the same timed steps (same seed, same batches) - a speed mode must not change the math",
-    ]
+def write_table(table: pd.DataFrame, notes: Sequence[str], out: Path, prog: str) -> None:
+    """CSV at `out` and markdown (with the notes) beside it, both atomically; the markdown also to stdout."""
     from aesweep.io import write_csv_atomic, write_text_atomic
     from aesweep.results import format_table
 
@@ -472,24 +507,76 @@ def speed(args: argparse.Namespace) -> int:
     write_csv_atomic(out, table)
     write_text_atomic(out.with_suffix(".md"), markdown)
     sys.stdout.write(markdown)
-    print(f"aesweep bench: wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
+    print(f"{prog}: wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
+
+
+def selected_modes(modes: list[Mode], names: list[str] | None, quick: bool, device_type: str) -> list[Mode]:
+    if names:
+        known = [m.name for m in modes]
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ConfigError("--modes", ",".join(unknown), f"mode names for {device_type}: {', '.join(known)}")
+        return [m for m in modes if m.name in names]
+    return [m for m in modes if m.quick] if quick else modes
+
+
+def speed(args: argparse.Namespace) -> int:
+    base = base_overrides(args)
+    cfg, device = checked_config(base)
+    base_batch = int(cfg.trainer.batch_size)
+    modes = speed_modes(device.type, base_batch, float(cfg.optimizer.lr), os.cpu_count() or 1)
+    modes = selected_modes(modes, args.modes, args.quick, device.type)
+    out = Path(args.out) if args.out else default_out("bench.csv")
+
+    rows, runner = [], ModeRunner(out.with_suffix(".log"))
+    try:
+        for mode in modes:
+            batches = [int(o.split("=", 1)[1]) for o in mode.overrides if o.startswith("trainer.batch_size=")]
+            steps = max(2, math.ceil(args.steps * base_batch / (batches[-1] if batches else base_batch)))  # same images
+            spec = {"loop": mode.loop, "overrides": base + mode.overrides, "warmup": args.warmup, "steps": steps,
+                    "repeats": args.repeats}
+            rows.append(mode_row(mode, {} if mode.skip else runner.run(spec, args.timeout), args.warmup, steps))
+            row = rows[-1]
+            shown = f"{row['images_per_s']:.0f} images/s, {row['s_per_epoch']:.1f} s/epoch" if "images_per_s" in row \
+                else row["note"]
+            print(f"aesweep bench: {mode.name}: {shown}", file=sys.stderr)
+    except BaseException:
+        runner.close(kill=True)
+        raise
+    runner.close()
+
+    notes = [
+        f"{machine_description(device)}; device {device.type}",
+        f"base config: {' '.join(base)}",
+        f"s_per_epoch = {EPOCH_IMAGES:,} images / images_per_s, extrapolated from the timed steps after "
+        f"{args.warmup} warm-up steps (median of {args.repeats} repeat{'s' if args.repeats > 1 else ''}; "
+        "larger batches time the same number of images)",
+        "floor_s_per_epoch = FlopCounterMode FLOPs of one forward+backward step x steps per epoch / the "
+        "matmul rate measured in the same process (matmul_gflop_per_s); achieved = floor / s_per_epoch",
+        "vs_seed = images_per_s / the seed loop's; loss_vs_eager = relative difference of the mean training "
+        "loss over the same timed steps (same seed, same batches): a speed mode must not change the math",
+        "peak_rss_mb = ru_maxrss of the mode's own process, forked from a server that imported the libraries "
+        "(library pages it never touches are not counted; `aesweep bench memory` measures a whole train.py run)",
+    ]
+    write_table(rounded(speed_table(rows)), notes, out, "aesweep bench")
     return 0
 
 
-# ------------------------------------------------------------------------------------ trials per hour
+# ------------------------------------------------------------------------------ trials per hour, memory
 
 
 def trial_command(overrides: Sequence[str], run_dir: Path) -> list[str]:
-    return [sys.executable, str(REPO / "train.py"), *overrides, "trainer.progress=false",
-            "trainer.save_weights=false", f"hydra.run.dir={run_dir}"]
+    return [sys.executable, str(REPO / "train.py"), *overrides, "trainer.save_weights=false",
+            f"hydra.run.dir={run_dir}"]
 
 
 def run_trials_at_once(overrides: Sequence[str], n_trials: int, concurrency: int, folder: Path,
                        threads: int | None, timeout: float) -> dict:
-    """Start `n_trials` train.py runs, at most `concurrency` at a time; wall time and what each ended as."""
+    """Start `n_trials` train.py runs, at most `concurrency` at a time; wall time, outcomes, peak memory."""
     pending = list(range(n_trials))
     running: list[tuple[subprocess.Popen, Path]] = []
     finished: list[Path] = []
+    peak_rss = 0.0
     extra = [f"trainer.threads={threads}"] if threads else []
     started = time.perf_counter()
     while pending or running:
@@ -497,16 +584,20 @@ def run_trials_at_once(overrides: Sequence[str], n_trials: int, concurrency: int
             number = pending.pop(0)
             run_dir = folder / f"trial_{number}"
             command = trial_command([*overrides, *extra, f"seed={number}"], run_dir)
-            running.append((subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.DEVNULL), run_dir))
+            process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            running.append((process, run_dir))
         time.sleep(0.05)
         for process, run_dir in list(running):
-            if process.poll() is not None:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)  # the trial's own peak memory comes with its exit
+            if pid:
+                process.returncode = os.waitstatus_to_exitcode(status)
                 running.remove((process, run_dir))
                 finished.append(run_dir)
+                peak_rss = max(peak_rss, usage.ru_maxrss / 2**10)
         if time.perf_counter() - started > timeout:
             for process, _ in running:
                 process.kill()
+                process.wait()
             raise BenchError(f"--timeout={timeout:g}: {n_trials} trials at concurrency {concurrency} took longer")
     wall = time.perf_counter() - started
     metrics = [json.loads((d / "metrics.json").read_text()) for d in finished if (d / "metrics.json").is_file()]
@@ -514,14 +605,14 @@ def run_trials_at_once(overrides: Sequence[str], n_trials: int, concurrency: int
     return {"wall_s": wall, "completed": len(completed), "failed": n_trials - len(completed),
             "mean_val_mapped_acc": statistics.fmean(m["val"]["mapped_acc"] for m in completed) if completed else math.nan,
             "mean_trial_s": statistics.fmean(m["seconds"] for m in metrics) if metrics else math.nan,
-            "peak_rss_mb_per_trial": peak_rss_mb(resource.RUSAGE_CHILDREN)}
+            "peak_rss_mb_per_trial": peak_rss}
 
 
 def trials(args: argparse.Namespace) -> int:
     base = base_overrides(args) + [f"data.subset={args.subset}", f"trainer.epochs={args.epochs}"]
-    cfg, device = checked_config(base)
+    _, device = checked_config(base)
     n_trials = args.trials or 2 * max(args.concurrency)
-    out = Path(args.out) if args.out else Path("outputs/bench") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S") / "trials.csv"
+    out = Path(args.out) if args.out else default_out("trials.csv")
     rows = []
     with tempfile.TemporaryDirectory(prefix="aesweep-bench-trials-") as scratch:
         for concurrency in args.concurrency:
@@ -533,23 +624,32 @@ def trials(args: argparse.Namespace) -> int:
             print(f"aesweep bench trials: {concurrency} at once: {rows[-1]['trials_per_hour']:.0f} trials/hour",
                   file=sys.stderr)
     table = pd.DataFrame(rows)
-    one = table.loc[table["concurrency"] == min(args.concurrency), "trials_per_hour"].iloc[0]
-    table["vs_one_at_a_time"] = table["trials_per_hour"] / one
-    table = rounded(table.round({"wall_s": 2, "mean_trial_s": 2, "trials_per_hour": 0, "vs_one_at_a_time": 3,
-                                 "mean_val_mapped_acc": 4, "peak_rss_mb_per_trial": 0}))
+    table["vs_one_at_a_time"] = table["trials_per_hour"] / table["trials_per_hour"].iloc[0]
     notes = [f"{machine_description(device)}; device {device.type}",
-             f"one trial = python train.py {' '.join(base)} seed=<trial number> (fixed work: "
-             f"{args.subset} images x {args.epochs} epoch(s), then scoring)",
-             "trials_per_hour = trials / wall seconds from the first start to the last finish x 3600; on CPU "
-             "each trial gets cores // concurrency threads; peak_rss_mb_per_trial is the largest single trial"]
-    from aesweep.io import write_csv_atomic, write_text_atomic
-    from aesweep.results import format_table
+             f"one trial = python train.py {' '.join(base)} seed=<trial number>",
+             f"trials_per_hour = trials / wall seconds from the first start to the last finish x 3600; "
+             f"vs_one_at_a_time is relative to concurrency {args.concurrency[0]}; on CPU each trial gets "
+             "cores // concurrency threads; peak_rss_mb_per_trial is the largest single trial's ru_maxrss"]
+    write_table(rounded(table), notes, out, "aesweep bench trials")
+    return 0
 
-    markdown = format_table(table, "md", notes)
-    write_csv_atomic(out, table)
-    write_text_atomic(out.with_suffix(".md"), markdown)
-    sys.stdout.write(markdown)
-    print(f"aesweep bench trials: wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
+
+def memory(args: argparse.Namespace) -> int:
+    """Peak resident memory of one real `python train.py` run, against the limit."""
+    base = base_overrides(args) + [f"trainer.epochs={args.epochs}"]
+    if args.subset:
+        base.append(f"data.subset={args.subset}")
+    _, device = checked_config(base)
+    out = Path(args.out) if args.out else default_out("memory.csv")
+    with tempfile.TemporaryDirectory(prefix="aesweep-bench-memory-") as scratch:
+        result = run_trials_at_once(base, 1, 1, Path(scratch), None, args.timeout)
+    table = pd.DataFrame([{"device": device.type, "peak_rss_mb": result["peak_rss_mb_per_trial"],
+                           "limit_mb": args.limit_mb, "within_limit": result["peak_rss_mb_per_trial"] <= args.limit_mb,
+                           "completed": result["completed"] == 1, "seconds": result["wall_s"]}])
+    notes = [f"{machine_description(device)}; device {device.type}",
+             f"one run: python train.py {' '.join(base)} seed=0; peak_rss_mb = its ru_maxrss (including shared "
+             "library pages, so an upper bound on what it alone needs)"]
+    write_table(rounded(table), notes, out, "aesweep bench memory")
     return 0
 
 
@@ -591,12 +691,15 @@ def pruning(args: argparse.Namespace) -> int:
         rows.append({"sweep": label, "source": source,
                      **time_to_target(read_trials(Path(source)), args.target, args.metric)})
     table = pd.DataFrame(rows)
-    without = table["trial_seconds_to_target"].iloc[1]
-    table["speedup_to_target"] = without / table["trial_seconds_to_target"]
-    notes = [f"target: {args.metric} >= {args.target} in a COMPLETE trial; trial-seconds summed in trial order"]
-    from aesweep.results import format_table
+    table["speedup_to_target"] = table["trial_seconds_to_target"].iloc[1] / table["trial_seconds_to_target"]
+    notes = [f"target: {args.metric} >= {args.target:g} in a COMPLETE trial; trial-seconds = the trials' own "
+             "seconds summed in trial-number order (the wall time of a sweep run one trial at a time)"]
+    if args.out:
+        write_table(rounded(table), notes, Path(args.out), "aesweep bench pruning")
+    else:
+        from aesweep.results import format_table
 
-    sys.stdout.write(format_table(rounded(table), "md", notes))
+        sys.stdout.write(format_table(rounded(table), "md", notes))
     return 0
 
 
@@ -634,64 +737,76 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="seed", help="model config group option: seed | conv | mlp (default: seed)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="any Hydra override of the project config, repeatable "
-                             "(e.g. --override model.bottleneck=16); each mode then sets its own switches")
+                             "(e.g. --override model.bottleneck=16); speed modes then set their own switches")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto (cuda if present) | cpu | cuda")
-    parser.add_argument("--out", metavar="CSV", help="where to write the table (.csv; a .md is written beside it; "
+    parser.add_argument("--batch-size", type=_positive_int, help="trainer.batch_size (default: the config's)")
+    parser.add_argument("--out", metavar="CSV", help="where to write the table (.csv, with a .md beside it; "
                                                      "default: outputs/bench/<timestamp>/)")
-    parser.add_argument("--timeout", type=float, default=600, help="seconds allowed per mode or trial batch")
+    parser.add_argument("--timeout", type=float, default=600,
+                        help="seconds allowed per speed mode, or per batch of trials (default 600)")
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    speed_parser = _Parser(prog="aesweep bench", description=__doc__.split("\n\n")[0],
-                           epilog="Subcommands: `aesweep bench trials --help`, `aesweep bench pruning --help`.")
+def build_parser() -> dict[str, argparse.ArgumentParser]:
+    speed_parser = _Parser(prog="aesweep bench", formatter_class=argparse.RawDescriptionHelpFormatter,
+                           description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+                           epilog="More: `aesweep bench trials|memory|pruning --help`.")
     _add_model_options(speed_parser)
-    speed_parser.add_argument("--batch-size", type=_positive_int, help="trainer.batch_size (default: the config's)")
     speed_parser.add_argument("--modes", type=_names, metavar="NAME[,NAME...]",
-                              help="only these modes (default: all for the device; see the module docstring)")
-    speed_parser.add_argument("--warmup", type=_positive_int, default=None, help="warm-up steps per mode (default 5)")
-    speed_parser.add_argument("--steps", type=_positive_int, default=None,
-                              help="timed steps per repeat at the base batch size (default 50)")
-    speed_parser.add_argument("--repeats", type=_positive_int, default=None, help="timed repeats per mode (default 3)")
+                              help="only these modes (default: every mode for the device; --quick: the fast ones)")
+    speed_parser.add_argument("--warmup", type=_positive_int, help="untimed warm-up steps per mode (default 5)")
+    speed_parser.add_argument("--steps", type=_positive_int,
+                              help="timed steps per repeat at the base batch size (default 50; larger batches "
+                                   "time the same number of images)")
+    speed_parser.add_argument("--repeats", type=_positive_int, help="timed repeats per mode; the median counts "
+                                                                   "(default 3)")
     speed_parser.add_argument("--quick", action="store_true",
-                              help="fewer modes and steps (2 warm-up, 10 timed, 1 repeat): under a minute on a CPU")
+                              help="2 warm-up + 10 timed steps, 1 repeat, no CPU compile: under a minute on 2 cores")
 
     trials_parser = _Parser(prog="aesweep bench trials",
-                            description="Trials per hour: the same small trial run one at a time and several at "
-                                        "once on one device (each a real `python train.py`).")
+                            description="Trials per hour: the same small trial (a real `python train.py`) run one "
+                                        "at a time and several at once on one device.")
     _add_model_options(trials_parser)
-    trials_parser.add_argument("--concurrency", type=_int_list, default=None, metavar="N[,N...]",
-                               help="trials running at once, compared (default: 1,4 on GPU, 1,<cores> on CPU)")
-    trials_parser.add_argument("--trials", type=_positive_int, help="trials per concurrency (default 2 x the largest)")
-    trials_parser.add_argument("--subset", type=_positive_int, default=None, help="data.subset of a trial (default 5000)")
-    trials_parser.add_argument("--epochs", type=_positive_int, default=None, help="trainer.epochs of a trial (default 2)")
-    trials_parser.add_argument("--batch-size", type=_positive_int, help="trainer.batch_size (default: the config's)")
-    trials_parser.add_argument("--quick", action="store_true", help="a tiny trial (512 images, 1 epoch), 2 per setting")
+    trials_parser.add_argument("--concurrency", type=_int_list, metavar="N[,N...]",
+                               help="trials running at once; the first is the reference (default: 1,4 on a GPU, "
+                                    "1,<cores> on a CPU)")
+    trials_parser.add_argument("--trials", type=_positive_int,
+                               help="trials per concurrency setting (default: 2 x the largest concurrency)")
+    trials_parser.add_argument("--subset", type=_positive_int, help="data.subset of one trial (default 5000)")
+    trials_parser.add_argument("--epochs", type=_positive_int, help="trainer.epochs of one trial (default 2)")
+    trials_parser.add_argument("--quick", action="store_true",
+                               help="a tiny trial (512 images, 1 epoch), as many trials as the largest concurrency")
+
+    memory_parser = _Parser(prog="aesweep bench memory",
+                            description="Peak resident memory of one real `python train.py` run, against a limit.")
+    _add_model_options(memory_parser)
+    memory_parser.add_argument("--epochs", type=_positive_int, default=1, help="trainer.epochs (default 1)")
+    memory_parser.add_argument("--subset", type=_positive_int, help="data.subset (default: all 55000 images)")
+    memory_parser.add_argument("--limit-mb", type=float, default=1536, help="the target (default 1536 = 1.5 GiB)")
 
     pruning_parser = _Parser(prog="aesweep bench pruning",
                              description="Time to a target metric: the same sweep with and without the pruner.")
-    pruning_parser.add_argument("with_pruner", metavar="WITH", help="sweep directory (or trials.csv) with the pruner")
+    pruning_parser.add_argument("with_pruner", metavar="WITH", help="sweep directory (or its trials.csv), pruner on")
     pruning_parser.add_argument("without_pruner", metavar="WITHOUT",
-                                help="the same sweep with hydra.sweeper.pruner=null")
+                                help="the same sweep run with hydra.sweeper.pruner=null")
     pruning_parser.add_argument("--target", type=float, required=True, help="the metric value to reach")
     pruning_parser.add_argument("--metric", default="val.mapped_acc", help="trials.csv column (default val.mapped_acc)")
-    return speed_parser, {"trials": trials_parser, "pruning": pruning_parser}
+    pruning_parser.add_argument("--out", metavar="CSV", help="also write the table there (.csv and .md)")
+    return {"speed": speed_parser, "trials": trials_parser, "memory": memory_parser, "pruning": pruning_parser}
 
 
 def _fill_defaults(args: argparse.Namespace, command: str) -> None:
     if command == "speed":
-        quick = {"warmup": 2, "steps": 10, "repeats": 1}
-        full = {"warmup": 5, "steps": 50, "repeats": 3}
-        for key, value in (quick if args.quick else full).items():
+        defaults = {"warmup": 2, "steps": 10, "repeats": 1} if args.quick else {"warmup": 5, "steps": 50, "repeats": 3}
+        for key, value in defaults.items():
             if getattr(args, key) is None:
                 setattr(args, key, value)
     elif command == "trials":
-        gpu = args.device == "cuda" or (args.device == "auto" and _has_cuda())
         if args.concurrency is None:
-            args.concurrency = [1, 4] if gpu else sorted({1, os.cpu_count() or 1})
+            on_gpu = args.device == "cuda" or (args.device == "auto" and _has_cuda())
+            args.concurrency = [1, 4] if on_gpu else sorted({1, os.cpu_count() or 1})
         args.subset = args.subset or (512 if args.quick else 5000)
         args.epochs = args.epochs or (1 if args.quick else 2)
-        if args.quick and args.trials is None:
-            args.trials = max(args.concurrency)
+        args.trials = args.trials or (max(args.concurrency) if args.quick else 2 * max(args.concurrency))
 
 
 def _has_cuda() -> bool:
@@ -700,29 +815,30 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+COMMANDS = {"speed": speed, "trials": trials, "memory": memory, "pruning": pruning}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """`aesweep bench [speed] ...`, `aesweep bench trials|memory|pruning ...`; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["_measure"]:  # the worker side of a speed mode: one JSON line on stdout
-        print(json.dumps(measure(json.loads(argv[1]))))
-        return 0
-    speed_parser, subparsers = build_parser()
-    command = argv[0] if argv[:1] and argv[0] in (*subparsers, "speed") else "speed"
-    parser = subparsers.get(command, speed_parser)
-    prog = parser.prog
+    if argv == ["_serve"]:
+        return serve_modes()
+    command = argv[0] if argv[:1] and argv[0] in COMMANDS else "speed"
+    parser = build_parser()[command]
     try:
         args = parser.parse_args(argv[1:] if argv[:1] == [command] else argv)
         _fill_defaults(args, command)
-        return {"speed": speed, "trials": trials, "pruning": pruning}[command](args)
+        return COMMANDS[command](args)
     except _UsageError as error:
         print(error, file=sys.stderr)
         return 2
     except SystemExit as done:  # --help
         return done.code if isinstance(done.code, int) else 0
     except AesweepError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
 
 

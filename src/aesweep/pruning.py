@@ -64,7 +64,7 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
         except OSError as error:
             raise ConfigError("storage", storage, f"{STORAGE_FORMS}; cannot open it: {error.strerror}") from None
 
-    url, engine_kwargs = _rdb_url(storage)
+    url, engine_kwargs = rdb_url(storage)
     for attempt in range(RDB_OPEN_ATTEMPTS):
         try:
             return RDBStorage(url, engine_kwargs=engine_kwargs)
@@ -83,7 +83,7 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
     raise AssertionError("unreachable")
 
 
-def _rdb_url(storage: str) -> tuple[str, dict[str, Any]]:
+def rdb_url(storage: str) -> tuple[str, dict[str, Any]]:
     """The SQLAlchemy URL and engine options for an RDB storage string."""
     if storage.startswith("sqlite:"):
         return storage, {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}

@@ -264,7 +264,11 @@ def grid_search_space(space: list[SearchParam]) -> dict[str, list[Any]]:
             count = int(round((dist.high - dist.low) / dist.step)) + 1
             grid[param.name] = [dist.low + i * dist.step for i in range(count)]
         else:
-            raise ConfigError(param.source, param.text, "choice() or range(): grid and brute-force samplers cannot enumerate an interval")
+            raise ConfigError(
+                param.source,
+                param.text,
+                "choice() or range(): grid and brute-force samplers cannot enumerate an interval",
+            )
     return grid
 
 

@@ -1,15 +1,15 @@
 """The sweep loop: validate everything, then claim trials, launch them as a batch, record them.
 
-    plan   settings, search space, sampler, pruner, storage and study are all checked before the
-           first trial; a mistake ends the command with one ``error:`` line and exit status 2
-    claim  under the claim lock: fail stale trials, then ask up to n_jobs trials while the study
-           has fewer than n_trials (every state counts, every worker's trials count)
-    launch one batch through hydra/launcher (basic: in this process; joblib: worker processes);
-           each job gets the sampled overrides plus trial.* telling it which trial it is
-    record read the job's metrics.json: completed -> COMPLETE with the objective value(s),
-           pruned -> PRUNED, diverged / failed / exception / missing metric -> FAIL with a reason
-    tables trials.csv and best.yaml after every batch; a summary at the end; exit status 1 when
-           every trial this command ran failed
+plan   settings, search space, sampler, pruner, storage and study are all checked before the
+       first trial; a mistake ends the command with one ``error:`` line and exit status 2
+claim  under the claim lock: fail stale trials, then ask up to n_jobs trials while the study
+       has fewer than n_trials (every state counts, every worker's trials count)
+launch one batch through hydra/launcher (basic: in this process; joblib: worker processes);
+       each job gets the sampled overrides plus trial.* telling it which trial it is
+record read the job's metrics.json: completed -> COMPLETE with the objective value(s),
+       pruned -> PRUNED, diverged / failed / exception / missing metric -> FAIL with a reason
+tables trials.csv and best.yaml after every batch; a summary at the end; exit status 1 when
+       every trial this command ran failed
 """
 
 from __future__ import annotations
@@ -189,12 +189,16 @@ class OptunaSweep:
     def _objectives_and_directions(self) -> tuple[list[str], list[str]]:
         objectives = [self.objective] if isinstance(self.objective, str) else list(self.objective or [])
         if not objectives or not all(isinstance(o, str) and o for o in objectives):
-            raise ConfigError("hydra.sweeper.objective", self.objective, "a metric path like val.mapped_acc, or a list of them")
+            raise ConfigError(
+                "hydra.sweeper.objective", self.objective, "a metric path like val.mapped_acc, or a list of them"
+            )
         directions = [self.direction] if isinstance(self.direction, str) else list(self.direction or [])
         if len(directions) == 1 and len(objectives) > 1:
             raise ConfigError("hydra.sweeper.direction", self.direction, f"one direction per objective {objectives}")
         if len(directions) != len(objectives) or any(d not in DIRECTIONS for d in directions):
-            raise ConfigError("hydra.sweeper.direction", self.direction, f"maximize or minimize, one per objective {objectives}")
+            raise ConfigError(
+                "hydra.sweeper.direction", self.direction, f"maximize or minimize, one per objective {objectives}"
+            )
         return objectives, directions
 
     def _check_numbers(self) -> None:
@@ -209,7 +213,9 @@ class OptunaSweep:
         need("top_k", self.top_k, whole(self.top_k) and self.top_k >= 1, "a whole number >= 1")
         need("heartbeat_interval", self.heartbeat_interval, self.heartbeat_interval > 0, "seconds > 0")
         need(
-            "stale_after", self.stale_after, self.stale_after >= 3 * self.heartbeat_interval,
+            "stale_after",
+            self.stale_after,
+            self.stale_after >= 3 * self.heartbeat_interval,
             f"seconds >= 3 x heartbeat_interval ({3 * self.heartbeat_interval:g})",
         )
 
@@ -219,7 +225,11 @@ class OptunaSweep:
         storage = self.storage or DEFAULT_STORAGE
         if is_journal_file(storage):
             return str((launch_dir / Path(storage).expanduser()).resolve())
-        if storage.startswith("sqlite:///") and not storage.startswith("sqlite:////") and storage != "sqlite:///:memory:":
+        if (
+            storage.startswith("sqlite:///")
+            and not storage.startswith("sqlite:////")
+            and storage != "sqlite:///:memory:"
+        ):
             return "sqlite:///" + str((launch_dir / storage[len("sqlite:///") :]).resolve())
         return storage
 
@@ -235,7 +245,9 @@ class OptunaSweep:
         target = cfg.get("_target_")
         cls = _import_class(target)
         if not (isinstance(cls, type) and issubclass(cls, optuna.samplers.BaseSampler)):
-            raise ConfigError("hydra.sweeper.sampler._target_", target, "an optuna.samplers class, e.g. optuna.samplers.TPESampler")
+            raise ConfigError(
+                "hydra.sweeper.sampler._target_", target, "an optuna.samplers class, e.g. optuna.samplers.TPESampler"
+            )
         if issubclass(cls, optuna.samplers.TPESampler):
             cfg.setdefault("constant_liar", True)  # parallel trials must not pile onto one point
         if issubclass(cls, optuna.samplers.GridSampler):
@@ -267,7 +279,9 @@ class OptunaSweep:
         try:
             pruner = pruner_from_config(self.pruner_cfg)
         except Exception as error:
-            raise ConfigError("hydra.sweeper.pruner", target, f"{allowed} ({one_line(error.__cause__ or error)})") from None
+            raise ConfigError(
+                "hydra.sweeper.pruner", target, f"{allowed} ({one_line(error.__cause__ or error)})"
+            ) from None
         if not isinstance(pruner, optuna.pruners.BasePruner):
             raise ConfigError("hydra.sweeper.pruner", target, allowed)
         return pruner
@@ -293,7 +307,12 @@ class OptunaSweep:
         name = self._study_name()
         with claim_lock(storage_url, name):
             study = optuna.create_study(
-                storage=storage, sampler=sampler, pruner=pruner, study_name=name, directions=directions, load_if_exists=True
+                storage=storage,
+                sampler=sampler,
+                pruner=pruner,
+                study_name=name,
+                directions=directions,
+                load_if_exists=True,
             )
             self._check_existing(study, storage_url, objectives, directions, space)
             study.set_user_attr(PRUNER_ATTR, self.pruner_cfg)
@@ -306,7 +325,12 @@ class OptunaSweep:
         return Plan(study, storage, storage_url, space, objectives, sweep_dir)
 
     def _check_existing(
-        self, study: optuna.Study, storage_url: str, objectives: list[str], directions: list[str], space: list[SearchParam]
+        self,
+        study: optuna.Study,
+        storage_url: str,
+        objectives: list[str],
+        directions: list[str],
+        space: list[SearchParam],
     ) -> None:
         """A resumed study must keep its directions, objectives and parameter kinds."""
         where = f"study '{study.study_name}' in {storage_url} (or pick a new hydra.sweeper.study_name)"
@@ -324,7 +348,9 @@ class OptunaSweep:
                 try:
                     optuna.distributions.check_distribution_compatibility(latest[param.name], param.distribution)
                 except ValueError:
-                    raise ConfigError(param.source, param.text, f"{latest[param.name]} as searched so far in the existing {where}") from None
+                    raise ConfigError(
+                        param.source, param.text, f"{latest[param.name]} as searched so far in the existing {where}"
+                    ) from None
 
     # ---------------------------------------------------------------- claim
     def claim(self, plan: Plan, count: int) -> list[Claim]:
@@ -390,7 +416,9 @@ class OptunaSweep:
         return overrides + [f"hydra.sweep.subdir={trial.number}"]
 
     # ---------------------------------------------------------------- record
-    def _tell(self, plan: Plan, trial: optuna.Trial, state: TrialState, values: list[float] | None, attrs: dict[str, Any]) -> TrialState | None:
+    def _tell(
+        self, plan: Plan, trial: optuna.Trial, state: TrialState, values: list[float] | None, attrs: dict[str, Any]
+    ) -> TrialState | None:
         """Store the attrs, then close the trial; None if another worker closed it first."""
         try:
             for key, value in attrs.items():
@@ -408,7 +436,9 @@ class OptunaSweep:
             self._exhausted = True
         return state
 
-    def record(self, plan: Plan, claim: Claim, job_return: JobReturn | None, launch_error: str | None) -> TrialState | None:
+    def record(
+        self, plan: Plan, claim: Claim, job_return: JobReturn | None, launch_error: str | None
+    ) -> TrialState | None:
         """Judge one finished job from its metrics.json (and exception) and tell the study."""
         run_dir = claim.run_dir
         if job_return is not None and job_return.hydra_cfg is not None:
@@ -424,7 +454,13 @@ class OptunaSweep:
         return outcome
 
     def _judge(
-        self, plan: Plan, claim: Claim, job_return: JobReturn | None, metrics: dict[str, Any] | None, metrics_problem: str, launch_error: str | None
+        self,
+        plan: Plan,
+        claim: Claim,
+        job_return: JobReturn | None,
+        metrics: dict[str, Any] | None,
+        metrics_problem: str,
+        launch_error: str | None,
     ) -> tuple[TrialState, list[float] | None, str | None]:
         if job_return is not None and job_return.status == JobStatus.FAILED:
             error = job_return._return_value  # the public return_value re-raises it
@@ -460,7 +496,9 @@ class OptunaSweep:
         OmegaConf.save(self.config, plan.sweep_dir / "multirun.yaml")
         _tables.write_study_yaml(plan.sweep_dir, self._study_info(plan))
         existing = len(plan.study.get_trials(deepcopy=False))
-        log.info("study '%s' in %s: %d of %d trials exist", plan.study.study_name, plan.storage_url, existing, self.n_trials)
+        log.info(
+            "study '%s' in %s: %d of %d trials exist", plan.study.study_name, plan.storage_url, existing, self.n_trials
+        )
         if existing >= self.n_trials:
             log.info("nothing to run: raise hydra.sweeper.n_trials to continue, or set a new hydra.sweeper.study_name")
 
@@ -524,7 +562,10 @@ class OptunaSweep:
         """Write the tables, print the summary; exit 1 if every trial this command ran failed."""
         table = _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives)
         baseline = _tables.baseline_line(plan.storage, self.baseline_study, plan.study, plan.objectives)
-        print(_tables.summary(table, plan.study, plan.space, plan.objectives, self.top_k, plan.sweep_dir, baseline), flush=True)
+        print(
+            _tables.summary(table, plan.study, plan.space, plan.objectives, self.top_k, plan.sweep_dir, baseline),
+            flush=True,
+        )
         trials = plan.study.get_trials(deepcopy=False)
         ran = {number: state for number, state in outcomes.items() if state is not None}
         if ran and all(state == TrialState.FAIL for state in ran.values()):

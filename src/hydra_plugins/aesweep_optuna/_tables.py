@@ -105,7 +105,9 @@ def write_study_yaml(sweep_dir: Path, info: dict[str, Any]) -> None:
     atomic_write_text(sweep_dir / "study.yaml", yaml.safe_dump(info, sort_keys=False))
 
 
-def write_tables(sweep_dir: Path, study: optuna.Study, space: Sequence[SearchParam], objectives: Sequence[str]) -> pd.DataFrame:
+def write_tables(
+    sweep_dir: Path, study: optuna.Study, space: Sequence[SearchParam], objectives: Sequence[str]
+) -> pd.DataFrame:
     """Write trials.csv and (once a trial completed) best.yaml; return the table."""
     table = trials_frame(study, space, objectives)
     atomic_write_text(sweep_dir / "trials.csv", table.to_csv(index=False))
@@ -135,7 +137,9 @@ def baseline_line(storage: Any, baseline_study: str | None, study: optuna.Study,
     if values.empty:
         return f"Baseline: none measured (study '{baseline_study}' has no completed trial; {how})."
     spread = f" ± {values.std():.4f}" if len(values) > 1 else ""
-    line = f"Baseline: study '{baseline_study}', {len(values)} completed trials: {objective} = {values.mean():.4f}{spread}"
+    line = (
+        f"Baseline: study '{baseline_study}', {len(values)} completed trials: {objective} = {values.mean():.4f}{spread}"
+    )
     best = best_trial(study)
     if baseline_study == study.study_name or best is None:
         return line + "."
@@ -151,7 +155,13 @@ def fail_reasons(trials: Sequence[FrozenTrial]) -> str:
 
 
 def summary(
-    table: pd.DataFrame, study: optuna.Study, space: Sequence[SearchParam], objectives: Sequence[str], top_k: int, sweep_dir: Path, baseline: str
+    table: pd.DataFrame,
+    study: optuna.Study,
+    space: Sequence[SearchParam],
+    objectives: Sequence[str],
+    top_k: int,
+    sweep_dir: Path,
+    baseline: str,
 ) -> str:
     """The text printed when a sweep ends: counts, top trials, best, baseline, failures."""
     counts = table["state"].value_counts()

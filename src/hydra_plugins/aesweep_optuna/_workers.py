@@ -35,7 +35,7 @@ from pathlib import Path
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from aesweep.pruning import _rdb_url, is_journal_file
+from aesweep.pruning import is_journal_file, rdb_url
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ def _pg_advisory_lock(storage: str, study_name: str) -> Iterator[None]:
     import sqlalchemy
 
     key = int.from_bytes(hashlib.sha1(f"aesweep:{study_name}".encode()).digest()[:8], "big", signed=True)
-    engine = sqlalchemy.create_engine(_rdb_url(storage)[0], poolclass=sqlalchemy.pool.NullPool)
+    engine = sqlalchemy.create_engine(rdb_url(storage)[0], poolclass=sqlalchemy.pool.NullPool)
     try:
         with engine.connect() as connection:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})

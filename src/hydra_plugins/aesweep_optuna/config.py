@@ -18,9 +18,7 @@ class AesweepOptunaSweeperConf:
 
     # Any optuna.samplers class with its arguments. For TPESampler the sweeper turns on
     # constant_liar unless told otherwise; GridSampler gets its search_space from `params`.
-    sampler: Any = field(
-        default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": None}
-    )
+    sampler: Any = field(default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": None})
     # Any optuna.pruners class with its arguments, or null (never prune). Jobs report the
     # objective after every epoch through aesweep.pruning.TrialReporter.
     pruner: Any = None

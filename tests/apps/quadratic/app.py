@@ -57,18 +57,21 @@ def main(cfg: DictConfig) -> float:
         writer.writerows(history)
     if cfg.mode != "nometrics":
         val = {"mapped_acc": value, "nmi": value / 2}
-        write_json(run_dir / "metrics.json", {
-            "status": status,
-            "reason": reason,
-            "val": val,
-            "test": None if status != "completed" else {"mapped_acc": value - 0.01, "nmi": value / 2},
-            "params": int(cfg.width) * 10,
-            "epochs": epochs,
-            "epochs_planned": int(cfg.epochs),
-            "seconds": time.time() - start,
-            "seed": 0,
-            "trial": None if reporter is None else {"study_name": cfg.trial.study_name, "number": reporter.number},
-        })
+        write_json(
+            run_dir / "metrics.json",
+            {
+                "status": status,
+                "reason": reason,
+                "val": val,
+                "test": None if status != "completed" else {"mapped_acc": value - 0.01, "nmi": value / 2},
+                "params": int(cfg.width) * 10,
+                "epochs": epochs,
+                "epochs_planned": int(cfg.epochs),
+                "seconds": time.time() - start,
+                "seed": 0,
+                "trial": None if reporter is None else {"study_name": cfg.trial.study_name, "number": reporter.number},
+            },
+        )
     return value
 
 
