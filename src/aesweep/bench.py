@@ -100,7 +100,7 @@ def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: in
         counts = sorted({1, cpu_count, *(n for n in (2, 4, 8) if n < cpu_count)})
         modes += [Mode(f"threads={n}", "project", eager + [f"trainer.threads={n}"]) for n in counts]
         modes.append(Mode("channels_last+threads=1", "project",
-                          eager + ["trainer.channels_last=true", "trainer.threads=1"]))
+                          eager + ["trainer.channels_last=true", "trainer.threads=1"], quick=False))
     for batch in LARGE_BATCHES:
         if batch > base_batch:
             lr = base_lr * batch / base_batch
@@ -311,7 +311,7 @@ def time_seed_loop(cfg, device, warmup: int, steps: int, repeats: int) -> dict:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        return float(loss)
+        return loss.item()
 
     started = time.perf_counter()
     run_steps(warmup)
@@ -528,14 +528,16 @@ def speed(args: argparse.Namespace) -> int:
     modes = selected_modes(modes, args.modes, args.quick, device.type)
     out = Path(args.out) if args.out else default_out("bench.csv")
 
-    rows, runner = [], ModeRunner(out.with_suffix(".log"))
+    rows, runner, machine = [], ModeRunner(out.with_suffix(".log")), None
     try:
         for mode in modes:
             batches = [int(o.split("=", 1)[1]) for o in mode.overrides if o.startswith("trainer.batch_size=")]
             steps = max(2, math.ceil(args.steps * base_batch / (batches[-1] if batches else base_batch)))  # same images
             spec = {"loop": mode.loop, "overrides": base + mode.overrides, "warmup": args.warmup, "steps": steps,
                     "repeats": args.repeats}
-            rows.append(mode_row(mode, {} if mode.skip else runner.run(spec, args.timeout), args.warmup, steps))
+            result = {} if mode.skip else runner.run(spec, args.timeout)
+            machine = result.get("machine", machine)
+            rows.append(mode_row(mode, result, args.warmup, steps))
             row = rows[-1]
             shown = f"{row['images_per_s']:.0f} images/s, {row['s_per_epoch']:.1f} s/epoch" if "images_per_s" in row \
                 else row["note"]
@@ -546,7 +548,7 @@ def speed(args: argparse.Namespace) -> int:
     runner.close()
 
     notes = [
-        f"{machine_description(device)}; device {device.type}",
+        f"{machine or machine_description(device)}; device {device.type}",
         f"base config: {' '.join(base)}",
         f"s_per_epoch = {EPOCH_IMAGES:,} images / images_per_s, extrapolated from the timed steps after "
         f"{args.warmup} warm-up steps (median of {args.repeats} repeat{'s' if args.repeats > 1 else ''}; "

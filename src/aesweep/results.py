@@ -613,6 +613,8 @@ def open_study(info: dict, sweep_dir: Path):
     from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend
 
+    from aesweep.pruning import rdb_url
+
     if not info:
         raise StorageUnavailable(f"no readable study.yaml in {sweep_dir}")
     storage, name = info.get("storage"), info.get("study_name")
@@ -625,7 +627,8 @@ def open_study(info: dict, sweep_dir: Path):
             path = _existing(storage[len("sqlite:///"):], sweep_dir)
             backend = RDBStorage(f"sqlite:///{path}", skip_table_creation=True)
         elif "://" in storage:
-            backend = RDBStorage(storage, skip_table_creation=True)
+            url, engine_kwargs = rdb_url(storage)  # postgresql:// through psycopg 3, as the sweeper opens it
+            backend = RDBStorage(url, engine_kwargs=engine_kwargs, skip_table_creation=True)
         else:  # a journal file
             backend = JournalStorage(JournalFileBackend(str(_existing(storage, sweep_dir))))
         return optuna.load_study(study_name=name, storage=backend)

@@ -1,0 +1,242 @@
+"""`aesweep bench`: the speed table end to end on CPU, its FLOP count against a hand count, and the helpers."""
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from aesweep import bench
+from aesweep.model import SeedAutoencoder
+
+# Multiply-accumulates per image of each layer of the blog's network, counted by hand:
+# a convolution does (output pixels x output channels) dot products of length (input channels x k x k);
+# a transposed convolution scatters every input pixel of every input channel into k x k x output channels.
+SEED_MACS_PER_IMAGE = {
+    "Conv2d(1, 4, 5): 28x28 -> 24x24": 24 * 24 * 4 * (1 * 5 * 5),  # 57,600
+    "Conv2d(4, 8, 5): 24x24 -> 20x20": 20 * 20 * 8 * (4 * 5 * 5),  # 320,000
+    "Linear(3200, 10)": 3200 * 10,
+    "Linear(10, 400)": 10 * 400,
+    "Linear(400, 4000)": 400 * 4000,
+    "ConvTranspose2d(10, 10, 5): 20x20 -> 24x24": 20 * 20 * 10 * (10 * 5 * 5),  # 1,000,000
+    "ConvTranspose2d(10, 1, 5): 24x24 -> 28x28": 24 * 24 * 10 * (1 * 5 * 5),  # 144,000
+}
+FIRST_LAYER = "Conv2d(1, 4, 5): 28x28 -> 24x24"
+
+
+# ------------------------------------------------------------------------------------- FLOP count
+
+
+def test_seed_forward_flops_are_twice_the_hand_counted_macs():
+    batch = 4
+    model, x = SeedAutoencoder(), torch.rand(batch, 1, 28, 28)
+
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+
+    assert sum(SEED_MACS_PER_IMAGE.values()) == 3_157_600
+    assert counter.get_total_flops() == 2 * batch * 3_157_600
+
+
+def test_seed_training_step_flops_add_weight_and_input_gradients_except_the_images_gradient():
+    """Backward repeats every layer's MACs once for the weight gradient and once for the input gradient,
+    except the first layer's input gradient: the images need none."""
+    batch = 4
+    model, x = SeedAutoencoder(), torch.rand(batch, 1, 28, 28)
+    macs = sum(SEED_MACS_PER_IMAGE.values())
+
+    flops = bench.step_flops(lambda: F.mse_loss(model(x), x))
+
+    assert flops == 2 * batch * (3 * macs - SEED_MACS_PER_IMAGE[FIRST_LAYER])
+    assert flops * 60_000 / batch == 1_129_824_000_000  # 1.13 TFLOP per 60k-image epoch
+
+
+# ------------------------------------------------------------------------------------- end to end
+
+
+def test_smallest_cpu_run_writes_csv_and_markdown_with_positive_measurements(tmp_path, mnist_root, monkeypatch,
+                                                                             capsys):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the machine is shared; one thread per process
+    out = tmp_path / "bench" / "bench.csv"
+
+    status = bench.main(["--device", "cpu", "--modes", "seed-loop,eager", "--warmup", "1", "--steps", "2",
+                         "--repeats", "1", "--batch-size", "16", "--override", f"data.root={mnist_root}",
+                         "--out", str(out)])
+
+    assert status == 0
+    table = pd.read_csv(out)
+    assert list(table.columns) == bench.COLUMNS
+    assert list(table["mode"]) == ["seed-loop", "eager"]
+    for column in ("images_per_s", "s_per_epoch", "vs_seed", "gflop_per_step", "floor_s_per_epoch", "achieved",
+                   "peak_rss_mb"):
+        assert (table[column] > 0).all(), column
+    assert list(table["timed_steps"]) == [2, 2]
+    assert list(table["batch_size"]) == [16, 16]
+    assert table.loc[0, "vs_seed"] == 1
+    assert table.loc[1, "loss_vs_eager"] == 0
+    assert table["s_per_epoch"].tolist() == pytest.approx((60_000 / table["images_per_s"]).tolist(), rel=1e-2)
+    markdown = out.with_suffix(".md").read_text()
+    assert markdown.startswith("| mode | loop |") and "warm-up steps" in markdown
+    assert capsys.readouterr().out == markdown
+
+
+# ------------------------------------------------------------------------------------------ modes
+
+
+def test_cpu_modes_skip_amp_with_the_reason_and_try_each_thread_count():
+    modes = {m.name: m for m in bench.speed_modes("cpu", 128, 0.01, cpu_count=2)}
+
+    assert modes["amp"].skip == "bf16 autocast is CUDA-only (trainer.amp is ignored on CPU)"
+    assert modes["threads=1"].overrides[-1] == "trainer.threads=1"
+    assert modes["threads=2"].overrides[-1] == "trainer.threads=2"
+    assert modes["compile"].overrides[-1] == "trainer.compile_mode=default"
+    assert not modes["compile"].quick
+
+
+def test_gpu_compile_uses_cuda_graphs_and_amp_runs():
+    modes = {m.name: m for m in bench.speed_modes("cuda", 128, 0.01, cpu_count=16)}
+
+    assert "trainer.compile_mode=reduce-overhead" in modes["compile"].overrides
+    assert modes["amp"].skip is None
+    assert not any(name.startswith("threads=") for name in modes)
+
+
+def test_larger_batches_scale_the_learning_rate_linearly():
+    modes = {m.name: m for m in bench.speed_modes("cpu", 128, 0.01, cpu_count=2)}
+
+    assert modes["batch=512"].overrides[-2:] == ["trainer.batch_size=512", "optimizer.lr=0.04"]
+    assert modes["batch=1024"].overrides[-2:] == ["trainer.batch_size=1024", "optimizer.lr=0.08"]
+
+
+def test_every_project_mode_but_default_starts_from_all_switches_off():
+    for mode in bench.speed_modes("cpu", 128, 0.01, cpu_count=2):
+        if mode.loop == "project" and mode.name != "default":
+            assert mode.overrides[: len(bench.SPEED_SWITCHES_OFF)] == bench.SPEED_SWITCHES_OFF
+
+
+def test_unknown_mode_is_a_one_line_error_naming_the_known_ones(capsys):
+    assert bench.main(["--device", "cpu", "--modes", "warp"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("aesweep bench: error: --modes='warp' is not allowed: mode names for cpu: seed-loop, ")
+
+
+def test_absent_gpu_is_a_one_line_error(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert bench.main(["--device", "cuda", "--quick"]) == 2
+    assert capsys.readouterr().err.startswith("aesweep bench: error: device='cuda' is not allowed")
+
+
+# ------------------------------------------------------------------------------------------ table
+
+
+def measured(seconds: float, loss: float | None, batch: int = 128) -> dict:
+    return {"seconds": [seconds], "images": 10 * batch, "flops_per_step": 2.4e9 * batch / 128, "warmup_s": 0.1,
+            "mean_loss": loss, "threads": 1, "batch_size": batch, "device": "cpu", "matmul_flops_per_s": 1e11,
+            "peak_rss_mb": 700.0}
+
+
+def test_table_rates_modes_against_the_seed_loop_and_losses_against_eager():
+    modes = bench.speed_modes("cpu", 128, 0.01, cpu_count=2)
+    by_name = {m.name: m for m in modes}
+    rows = [
+        bench.mode_row(by_name["seed-loop"], measured(2.0, None), 1, 10),
+        bench.mode_row(by_name["eager"], measured(1.0, 0.2), 1, 10),
+        bench.mode_row(by_name["channels_last"], measured(0.5, 0.2002), 1, 10),
+        bench.mode_row(by_name["amp"], {}, 1, 10),
+        bench.mode_row(by_name["batch=512"], measured(1.0, 0.1, batch=512), 1, 10),
+    ]
+
+    table = bench.speed_table(rows).set_index("mode")
+
+    assert table.loc["seed-loop", "images_per_s"] == 640
+    assert table["vs_seed"].tolist()[:3] == [1, 2, 4]
+    assert table.loc["channels_last", "loss_vs_eager"] == pytest.approx(0.001)
+    assert math.isnan(table.loc["batch=512", "loss_vs_eager"])  # another batch size: other steps, not comparable
+    assert table.loc["eager", "floor_s_per_epoch"] == pytest.approx(2.4e9 * 60_000 / 128 / 1e11)
+    assert table.loc["eager", "s_per_epoch"] == 60_000 / 1280
+    assert table.loc["eager", "achieved"] == pytest.approx(table.loc["eager", "floor_s_per_epoch"] / (60_000 / 1280))
+    assert table.loc["amp", "note"].startswith("skipped: ")
+    assert math.isnan(table.loc["amp", "images_per_s"])
+
+
+def test_failed_mode_keeps_its_row_with_the_reason():
+    mode = bench.Mode("compile", "project", ["trainer.compile=true"])
+
+    row = bench.mode_row(mode, {"error": "InductorError: no C++ compiler"}, 1, 10)
+
+    assert row["note"] == "failed: InductorError: no C++ compiler"
+    assert "images_per_s" not in row
+
+
+# ---------------------------------------------------------------------------------------- pruning
+
+
+def trials_table(rows: list[tuple[int, str, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["number", "state", "val.mapped_acc", "seconds"])
+
+
+def test_time_to_target_sums_trial_seconds_up_to_the_first_complete_trial_that_reaches_it():
+    table = trials_table([(0, "COMPLETE", 0.40, 100.0), (1, "PRUNED", 0.70, 10.0), (2, "COMPLETE", 0.55, 100.0),
+                          (3, "COMPLETE", 0.62, 90.0), (4, "COMPLETE", 0.65, 100.0)])
+
+    result = bench.time_to_target(table.sample(frac=1, random_state=0), target=0.6, metric="val.mapped_acc")
+
+    assert result["trial_seconds_to_target"] == 300.0  # trials 0-3, pruned trial 1 included; trial 1 does not count
+    assert result["trials_to_target"] == 4
+    assert result["best val.mapped_acc"] == 0.65
+    assert (result["trials"], result["complete"], result["pruned"]) == (5, 4, 1)
+    assert result["trial_seconds_total"] == 400.0
+
+
+def test_pruning_comparison_reports_the_speedup_to_target(tmp_path, capsys):
+    with_pruner, without = tmp_path / "with", tmp_path / "without"
+    with_pruner.mkdir()
+    without.mkdir()
+    trials_table([(0, "PRUNED", 0.3, 20.0), (1, "COMPLETE", 0.61, 100.0)]).to_csv(with_pruner / "trials.csv", index=False)
+    trials_table([(0, "COMPLETE", 0.3, 100.0), (1, "COMPLETE", 0.5, 100.0),
+                  (2, "COMPLETE", 0.61, 100.0)]).to_csv(without / "trials.csv", index=False)
+
+    assert bench.main(["pruning", str(with_pruner), str(without), "--target", "0.6",
+                       "--out", str(tmp_path / "pruning.csv")]) == 0
+
+    table = pd.read_csv(tmp_path / "pruning.csv")
+    assert table["trial_seconds_to_target"].tolist() == [120.0, 300.0]
+    assert table["speedup_to_target"].tolist() == [2.5, 1.0]
+
+
+def test_never_reaching_the_target_leaves_the_time_empty():
+    table = trials_table([(0, "COMPLETE", 0.4, 100.0)])
+
+    result = bench.time_to_target(table, target=0.6, metric="val.mapped_acc")
+
+    assert math.isnan(result["trial_seconds_to_target"]) and math.isnan(result["trials_to_target"])
+
+
+def test_pruning_needs_a_trials_table(tmp_path, capsys):
+    assert bench.main(["pruning", str(tmp_path), str(tmp_path), "--target", "0.6"]) == 2
+    assert "no trials.csv there" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ real train.py runs
+
+
+@pytest.mark.integration
+def test_trials_and_memory_run_real_training_jobs(tmp_path, mnist_root, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    common = ["--device", "cpu", "--override", f"data.root={mnist_root}", "--override", "data.val_size=500"]
+
+    assert bench.main(["trials", *common, "--quick", "--concurrency", "1", "--trials", "1",
+                       "--out", str(tmp_path / "trials.csv")]) == 0
+    assert bench.main(["memory", *common, "--subset", "256", "--out", str(tmp_path / "memory.csv")]) == 0
+
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert trials.loc[0, ["concurrency", "trials", "completed", "failed"]].tolist() == [1, 1, 1, 0]
+    assert trials.loc[0, "trials_per_hour"] > 0 and trials.loc[0, "vs_one_at_a_time"] == 1
+    assert 0 < trials.loc[0, "mean_val_mapped_acc"] <= 1
+    memory = pd.read_csv(tmp_path / "memory.csv")
+    assert memory.loc[0, "completed"] and 100 < memory.loc[0, "peak_rss_mb"] < 10_000
