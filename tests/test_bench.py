@@ -197,7 +197,8 @@ def test_pruning_comparison_reports_the_speedup_to_target(tmp_path, capsys):
     with_pruner, without = tmp_path / "with", tmp_path / "without"
     with_pruner.mkdir()
     without.mkdir()
-    trials_table([(0, "PRUNED", 0.3, 20.0), (1, "COMPLETE", 0.61, 100.0)]).to_csv(with_pruner / "trials.csv", index=False)
+    trials_table([(0, "PRUNED", 0.3, 20.0), (1, "COMPLETE", 0.61, 100.0)]).to_csv(with_pruner / "trials.csv",
+                                                                                  index=False)
     trials_table([(0, "COMPLETE", 0.3, 100.0), (1, "COMPLETE", 0.5, 100.0),
                   (2, "COMPLETE", 0.61, 100.0)]).to_csv(without / "trials.csv", index=False)
 

@@ -152,10 +152,9 @@ def test_grid_search_space_enumerates_choices_and_ranges_but_not_intervals():
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP_FILES = sorted((ROOT / "sweeps").glob("*.yaml"))
-SPEC_GROUPS = {
-    "model": ["conv", "mlp", "seed"],
-    "optimizer": ["adam", "adamw", "rmsprop", "sgd"],
-    "loss": ["bce", "mse"],
+SPEC_GROUPS = {  # the options each searchable group has in the project's conf/
+    group: sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))
+    for group in ("model", "optimizer", "loss", "scheduler", "augment")
 }
 
 

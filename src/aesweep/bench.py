@@ -16,11 +16,12 @@ the composed project config (`conf/`), so it measures exactly what those config 
   eager          the project's loop with every speed switch off
   channels_last, compile, amp, threads=N, batch=B   eager plus that one switch (batch=B scales the lr
                  linearly with the batch size)
-The project rows build the model, optimizer, schedule and loss as `aesweep.train.run` does and time
-the real `aesweep.train.train_one_epoch` over W warm-up steps, then N timed steps (median of R
-repeats); seconds per epoch are extrapolated to a 60,000-image epoch. The arithmetic floor is the
-FLOPs of one forward+backward step (torch.utils.flop_counter.FlopCounterMode) times the steps of an
-epoch, divided by the matrix-multiply rate measured on the same device and threads in the same process.
+The project rows build the model, optimizer, schedule and loss with `aesweep.train.build_training` (as
+`aesweep.train.run` does) and time the real `aesweep.train.train_one_epoch` over W warm-up steps, then
+N timed steps (median of R repeats); seconds per epoch are extrapolated to a 60,000-image epoch. The
+arithmetic floor is the FLOPs of one forward+backward step (torch.utils.flop_counter.FlopCounterMode)
+times the steps of an epoch, divided by the matrix-multiply rate measured on the same device and
+threads in the same process.
 """
 
 from __future__ import annotations
@@ -218,24 +219,15 @@ def _subset(splits, start: int, stop: int):
     return MNISTSplits(train=Split(train.images[index], train.labels[index]), val=splits.val, test=splits.test)
 
 
-def build_training(cfg, splits, device):
-    """Model, compiled step model, optimizer, schedule and loss - the same lines as `aesweep.train.run`."""
+def project_step_flops(cfg, loss_fn, x, device) -> int:
+    """FLOPs of one project training step, counted on a fresh eager copy of the model: a speed mode
+    changes how the work is done, not how much (and a compiled function would hide it from the counter)."""
     import torch
     from hydra.utils import instantiate
 
-    from aesweep.augment import BatchAugment
-    from aesweep.loss import CompositeLoss
-    from aesweep.optim import build_optimizer, build_schedule
-
-    model = instantiate(cfg.model).to(device)
-    if cfg.trainer.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model, mode=cfg.trainer.compile_mode) if cfg.trainer.compile else model
-    optimizer = build_optimizer(cfg.optimizer, model)
-    steps_per_epoch = math.ceil(len(splits.train) / cfg.trainer.batch_size)
-    schedule = build_schedule(cfg.scheduler, optimizer, steps_per_epoch, cfg.trainer.epochs)
-    loss_fn = CompositeLoss(cfg.loss, BatchAugment(**cfg.augment))
-    return model, step_model, optimizer, schedule, loss_fn
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # leave the run's RNG alone
+        model = instantiate(cfg.model).to(device)
+    return step_flops(lambda: loss_fn(model, x, 0)[0])
 
 
 def time_project_loop(cfg, device, warmup: int, steps: int, repeats: int) -> dict:
@@ -243,30 +235,25 @@ def time_project_loop(cfg, device, warmup: int, steps: int, repeats: int) -> dic
     import torch
 
     from aesweep.data import load_splits
-    from aesweep.train import seed_everything, train_one_epoch
+    from aesweep.train import build_training, seed_everything, train_one_epoch
 
     seed_everything(cfg.seed)
     splits = load_splits(cfg.data, device)
-    model, step_model, optimizer, schedule, loss_fn = build_training(cfg, splits, device)
+    model, optimizer, schedule, loss_fn = build_training(cfg, splits, device)
     batch = cfg.trainer.batch_size
 
-    x = splits.train.batch(torch.arange(batch, device=device) % len(splits.train))
-    if cfg.trainer.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    flops = step_flops(lambda: loss_fn(model, x, 0)[0])
-    model.zero_grad(set_to_none=True)
-
+    flops = project_step_flops(cfg, loss_fn, splits.train.batch(torch.arange(batch, device=device)), device)
     generator = torch.Generator().manual_seed(cfg.seed)
     warm, timed = _subset(splits, 0, warmup * batch), _subset(splits, warmup * batch, (warmup + steps) * batch)
     started = time.perf_counter()
-    train_one_epoch(step_model, warm, optimizer, schedule, loss_fn, cfg, 0, generator, _quiet)
+    train_one_epoch(model, warm, optimizer, schedule, loss_fn, cfg, 0, generator, _quiet)
     _sync(device)
     warmup_s = time.perf_counter() - started
     seconds, losses = [], []
     for _ in range(repeats):
         _sync(device)
         start = time.perf_counter()
-        losses.append(train_one_epoch(step_model, timed, optimizer, schedule, loss_fn, cfg, 0, generator, _quiet))
+        losses.append(train_one_epoch(model, timed, optimizer, schedule, loss_fn, cfg, 0, generator, _quiet))
         _sync(device)
         seconds.append(time.perf_counter() - start)
     return {"seconds": seconds, "images": steps * batch, "flops_per_step": flops, "warmup_s": warmup_s,
@@ -383,7 +370,8 @@ def serve_modes() -> int:
         with os.fdopen(read_end) as answer:
             text = answer.read()
         _, status, _ = os.wait4(pid, 0)
-        result = json.loads(text) if text else {"error": f"its process ended with status {os.waitstatus_to_exitcode(status)}"}
+        exit_status = os.waitstatus_to_exitcode(status)
+        result = json.loads(text) if text else {"error": f"its process ended with status {exit_status}"}
         print(json.dumps(result), flush=True)
     return 0
 
@@ -441,7 +429,9 @@ def mode_row(mode: Mode, result: dict, warmup: int, steps: int) -> dict:
     epoch_flops = result["flops_per_step"] * EPOCH_IMAGES / batch
     floor = epoch_flops / result["matmul_flops_per_s"]
     s_per_epoch = EPOCH_IMAGES / images_per_s
-    note = f"warm-up {result['warmup_s']:.1f} s" + (" incl. compilation" if "trainer.compile=true" in mode.overrides else "")
+    note = f"warm-up {result['warmup_s']:.1f} s"
+    if "trainer.compile=true" in mode.overrides:
+        note += " incl. compilation"
     if "worker_rss_mb" in result:
         note += f"; largest DataLoader worker {result['worker_rss_mb']:.0f} MB"
     return {
@@ -605,7 +595,8 @@ def run_trials_at_once(overrides: Sequence[str], n_trials: int, concurrency: int
     metrics = [json.loads((d / "metrics.json").read_text()) for d in finished if (d / "metrics.json").is_file()]
     completed = [m for m in metrics if m["status"] == "completed"]
     return {"wall_s": wall, "completed": len(completed), "failed": n_trials - len(completed),
-            "mean_val_mapped_acc": statistics.fmean(m["val"]["mapped_acc"] for m in completed) if completed else math.nan,
+            "mean_val_mapped_acc": statistics.fmean(m["val"]["mapped_acc"] for m in completed) if completed
+            else math.nan,
             "mean_trial_s": statistics.fmean(m["seconds"] for m in metrics) if metrics else math.nan,
             "peak_rss_mb_per_trial": peak_rss}
 
@@ -742,8 +733,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                              "(e.g. --override model.bottleneck=16); speed modes then set their own switches")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto (cuda if present) | cpu | cuda")
     parser.add_argument("--batch-size", type=_positive_int, help="trainer.batch_size (default: the config's)")
-    parser.add_argument("--out", metavar="CSV", help="where to write the table (.csv, with a .md beside it; "
-                                                     "default: outputs/bench/<timestamp>/)")
+    parser.add_argument("--out", metavar="CSV", help="where to write the table (.csv, with the .md beside it, and "
+                                                     "for speed the modes' stderr as .log; default: "
+                                                     "outputs/bench/<timestamp>/)")
     parser.add_argument("--timeout", type=float, default=600,
                         help="seconds allowed per speed mode, or per batch of trials (default 600)")
 

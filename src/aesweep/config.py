@@ -7,9 +7,13 @@ otherwise fail deep inside the loop. Each rule names a key, checks its value and
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from aesweep.errors import ConfigError
@@ -118,7 +122,7 @@ RULES: dict[str, Rule] = {
     "trainer.compile": boolean(),
     "trainer.compile_mode": choice("default", "reduce-overhead", "max-autotune"),
     "trainer.amp": boolean(),
-    "trainer.channels_last": boolean(),
+    "trainer.channels_last": choice("auto", True, False),
     "trainer.threads": integer(1, nullable=True),
     "trainer.grad_clip": number(0, low_open=True, nullable=True),
     "trainer.progress": choice("auto", True, False),
@@ -163,3 +167,31 @@ def validate(cfg: DictConfig) -> None:
     weights = [cfg.loss[k] for k in ("recon_weight", "entropy_weight", "balance_weight", "consistency_weight", "iic_weight")]
     if not any(w > 0 for w in weights):
         raise ConfigError("loss.recon_weight", cfg.loss.recon_weight, "> 0, or another loss term's weight > 0")
+
+
+def check_creatable(folder: str, key: str) -> None:
+    """Raise ConfigError unless `folder` exists as a writable folder or can be created."""
+    target = Path(os.path.abspath(folder))
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(key, str(target), f"a folder that can be created, but {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(key, str(target), f"a folder that can be created, but {existing} is not writable")
+
+
+class ValidateBeforeRun(Callback):
+    """Hydra callback: check the config and the run folder before Hydra creates that folder.
+
+    Registered in conf/config.yaml, so a refused `python train.py ...` prints one line, exits 2 and
+    leaves nothing on disk. (Sweeps check their folder and every trial's values in the sweeper.)
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
+        try:
+            check_creatable(str(config.hydra.run.dir), "hydra.run.dir")
+            validate(config)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None

@@ -62,7 +62,8 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as error:
-            raise ConfigError("storage", storage, f"{STORAGE_FORMS}; cannot open it: {error.strerror}") from None
+            where = f" ({error.filename})" if error.filename else ""  # "File exists (x)": x is a file, not a folder
+            raise ConfigError("storage", storage, f"{STORAGE_FORMS}; cannot open it: {error.strerror}{where}") from None
 
     url, engine_kwargs = rdb_url(storage)
     for attempt in range(RDB_OPEN_ATTEMPTS):

@@ -291,7 +291,12 @@ class OptunaSweep:
         self._check_numbers()
         objectives, directions = self._objectives_and_directions()
         loader = self.hydra_context.config_loader
-        space = parse_search_space(self.params, arguments, lambda name: list(loader.get_group_options(name)))
+        config_name, hydra_overrides = self.config.hydra.job.config_name, list(self.config.hydra.overrides.hydra)
+
+        def group_options(name: str) -> list[str]:  # with hydra.searchpath's folders, which the loader alone lacks
+            return list(loader.get_group_options(name, config_name=config_name, overrides=hydra_overrides))
+
+        space = parse_search_space(self.params, arguments, group_options)
         if not any(p.searched for p in space):
             raise ConfigError("hydra.sweeper.params", self.params, "at least one choice(), range() or interval()")
         check_against_config(space, self._compose_checked)
@@ -299,6 +304,8 @@ class OptunaSweep:
         pruner = self._pruner()
         if self.pruner_cfg and len(objectives) > 1:
             log.warning("pruning is off: Optuna cannot prune multi-objective studies")
+        sweep_dir = Path(os.path.abspath(str(self.config.hydra.sweep.dir)))  # as Hydra's run_job does
+        _check_can_create(sweep_dir, "hydra.sweep.dir")  # before the storage: a refused sweep writes nothing
         storage_url = self._storage_url()
         try:
             storage = open_storage(storage_url)
@@ -321,7 +328,6 @@ class OptunaSweep:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(objectives)
-        sweep_dir = Path(os.path.abspath(str(self.config.hydra.sweep.dir)))  # as Hydra's run_job does
         return Plan(study, storage, storage_url, space, objectives, sweep_dir)
 
     def _check_existing(
@@ -491,9 +497,12 @@ class OptunaSweep:
             plan = self.plan(arguments)
         except AesweepError as error:
             _exit(2, f"error: {error}")
-        plan.sweep_dir.mkdir(parents=True, exist_ok=True)
         assert self.config is not None
-        OmegaConf.save(self.config, plan.sweep_dir / "multirun.yaml")
+        try:
+            plan.sweep_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(self.config, plan.sweep_dir / "multirun.yaml")
+        except OSError as error:  # checked in plan(); this catches a folder that went away since
+            _exit(2, f"error: {ConfigError('hydra.sweep.dir', str(plan.sweep_dir), one_line(error))}")
         _tables.write_study_yaml(plan.sweep_dir, self._study_info(plan))
         existing = len(plan.study.get_trials(deepcopy=False))
         log.info(
@@ -583,6 +592,17 @@ def _import_class(target: Any) -> Any:
         return getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError, ValueError):
         return None
+
+
+def _check_can_create(folder: Path, key: str) -> None:
+    """Refuse a folder that cannot be created or written: a file on its path, or no write permission."""
+    existing = folder
+    while not existing.exists():  # False too when a parent is a file
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(key, str(folder), f"a folder that can be created, but {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(key, str(folder), f"a folder that can be created, but {existing} is not writable")
 
 
 def _read_metrics(path: Path) -> tuple[dict[str, Any] | None, str]:

@@ -4,13 +4,15 @@ It "trains" for ``epochs`` epochs; the validation score rises towards
 1 - (x - target)^2 - 0.1 [kind == b] - 0.05 * momentum, reported after every epoch through
 aesweep.pruning.TrialReporter exactly as train.py does, and it writes metrics.json and
 history.csv into the job folder in train.py's format. ``mode`` makes it misbehave on purpose:
-raise (an exception), diverge (NaN loss, status diverged), nometrics (writes no metrics.json).
+raise (an exception), diverge (NaN loss, status diverged), nometrics (writes no metrics.json),
+sigkill (the job's process kills itself with SIGKILL in epoch 1, as the OOM killer would).
 """
 
 import csv
 import json
 import math
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -40,6 +42,8 @@ def main(cfg: DictConfig) -> float:
     status, reason, value, epochs, history = "completed", None, math.nan, 0, []
     for epoch in range(1, cfg.epochs + 1):
         time.sleep(cfg.sleep)
+        if cfg.mode == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
         if cfg.mode == "raise":
             raise RuntimeError(f"told to raise at epoch {epoch}")
         if cfg.mode == "diverge":
