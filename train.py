@@ -18,7 +18,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from aesweep.errors import AesweepError
+from aesweep.config import check_command_line
+from aesweep.errors import AesweepError, ConfigError
 from aesweep.train import run
 
 
@@ -51,4 +52,9 @@ def _remove_run_files(out_dir: Path, hydra_cfg) -> None:
 
 
 if __name__ == "__main__":
+    try:
+        check_command_line(sys.argv[1:], Path(__file__).resolve().parent / "conf")
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     main()

@@ -1,9 +1,9 @@
 """Config validation on configs composed exactly as `python train.py <overrides>` composes them."""
 
 import pytest
-from conftest import compose_config
+from conftest import CONF_DIR, compose_config
 
-from aesweep.config import validate
+from aesweep.config import check_command_line, validate
 from aesweep.errors import ConfigError
 
 ACTIVATIONS_ALLOWED = "one of: relu, leaky_relu, elu, gelu, silu, tanh"
@@ -93,3 +93,30 @@ def test_argmax_width_error_says_how_to_compare_other_widths():
 
 def test_a_clustering_term_alone_is_a_valid_objective():
     validate(compose_config("loss.recon_weight=0", "loss.entropy_weight=0.1"))
+
+
+# ------------------------------------------------------------------ the command line, before Hydra sees it
+
+
+@pytest.mark.parametrize(
+    "argument, key, value",
+    [
+        ("model=nope", "model", "nope"),
+        ("sweep=nope", "sweep", "nope"),
+        ("optimizer=sgd,lion", "optimizer", "lion"),
+        ("model.bottleneck=choice()", "model.bottleneck", "choice()"),
+    ],
+)
+def test_command_line_mistakes_hydra_would_report_in_many_lines_are_one_config_error(argument, key, value):
+    with pytest.raises(ConfigError) as caught:
+        check_command_line(["-m", argument], CONF_DIR)
+    assert (caught.value.key, caught.value.value) == (key, value)
+    assert "\n" not in str(caught.value)
+
+
+def test_command_line_check_lets_valid_overrides_and_flags_through():
+    check_command_line(
+        ["-m", "sweep=smoke", "model=conv,seed", "optimizer.lr=tag(log, interval(1e-4, 1e-2))",
+         "hydra/launcher=joblib", "--cfg", "job", "sweep=null", "~trial.report", "+extra=1"],
+        CONF_DIR,
+    )

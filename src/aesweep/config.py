@@ -195,3 +195,39 @@ class ValidateBeforeRun(Callback):
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
+
+
+def check_command_line(arguments: list[str], conf_dir: Path) -> None:
+    """Refuse, in one line, override syntax errors and options a config group does not have.
+
+    Hydra reports both with a multi-line message and exit 1; checking the command line first keeps
+    every user mistake to one `error:` line and exit 2. Anything else is left to Hydra.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    overrides = [a for a in arguments if "=" in a and not a.startswith("-")]
+    # Extra config folders (hydra.searchpath) can add group options this check cannot see.
+    check_options = not any(a.lstrip("+").startswith("hydra.searchpath") for a in overrides)
+    parser = OverridesParser.create()
+    for text in overrides:
+        try:
+            (override,) = parser.parse_overrides([text])
+        except OverrideParseException as exc:
+            key = text.split("=", 1)[0]
+            reason = str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else str(exc)
+            raise ConfigError(key, text.split("=", 1)[1], f"Hydra's override grammar ({reason})") from None
+        group = override.key_or_group
+        options_dir = conf_dir / group
+        if not check_options or "/" in group or override.package or not options_dir.is_dir() or override.is_delete():
+            continue
+        options = sorted(p.stem for p in options_dir.glob("*.yaml"))
+        if override.is_sweep_override():
+            if not override.is_choice_sweep():
+                continue  # a range or interval over a group is the sweeper's to refuse
+            values = list(override.sweep_string_iterator())
+        else:
+            values = [override.get_value_element_as_str()]
+        for value in values:
+            if value not in options and value != "null":
+                raise ConfigError(group, value, "one of: " + ", ".join(options))
