@@ -45,6 +45,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from aesweep.cli import positive_int
 from aesweep.errors import AesweepError, ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -699,18 +700,8 @@ def pruning(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------- CLI
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: a positive whole number")
-    return value
-
-
 def _int_list(text: str) -> list[int]:
-    return [_positive_int(part) for part in text.split(",")]
+    return [positive_int(part) for part in text.split(",")]
 
 
 def _names(text: str) -> list[str]:
@@ -732,7 +723,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="any Hydra override of the project config, repeatable "
                              "(e.g. --override model.bottleneck=16); speed modes then set their own switches")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto (cuda if present) | cpu | cuda")
-    parser.add_argument("--batch-size", type=_positive_int, help="trainer.batch_size (default: the config's)")
+    parser.add_argument("--batch-size", type=positive_int, help="trainer.batch_size (default: the config's)")
     parser.add_argument("--out", metavar="CSV", help="where to write the table (.csv, with the .md beside it, and "
                                                      "for speed the modes' stderr as .log; default: "
                                                      "outputs/bench/<timestamp>/)")
@@ -747,11 +738,11 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
     _add_model_options(speed_parser)
     speed_parser.add_argument("--modes", type=_names, metavar="NAME[,NAME...]",
                               help="only these modes (default: every mode for the device; --quick: the fast ones)")
-    speed_parser.add_argument("--warmup", type=_positive_int, help="untimed warm-up steps per mode (default 5)")
-    speed_parser.add_argument("--steps", type=_positive_int,
+    speed_parser.add_argument("--warmup", type=positive_int, help="untimed warm-up steps per mode (default 5)")
+    speed_parser.add_argument("--steps", type=positive_int,
                               help="timed steps per repeat at the base batch size (default 50; larger batches "
                                    "time the same number of images)")
-    speed_parser.add_argument("--repeats", type=_positive_int, help="timed repeats per mode; the median counts "
+    speed_parser.add_argument("--repeats", type=positive_int, help="timed repeats per mode; the median counts "
                                                                    "(default 3)")
     speed_parser.add_argument("--quick", action="store_true",
                               help="2 warm-up + 10 timed steps, 1 repeat, no CPU compile: under a minute on 2 cores")
@@ -763,18 +754,18 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
     trials_parser.add_argument("--concurrency", type=_int_list, metavar="N[,N...]",
                                help="trials running at once; the first is the reference (default: 1,4 on a GPU, "
                                     "1,<cores> on a CPU)")
-    trials_parser.add_argument("--trials", type=_positive_int,
+    trials_parser.add_argument("--trials", type=positive_int,
                                help="trials per concurrency setting (default: 2 x the largest concurrency)")
-    trials_parser.add_argument("--subset", type=_positive_int, help="data.subset of one trial (default 5000)")
-    trials_parser.add_argument("--epochs", type=_positive_int, help="trainer.epochs of one trial (default 2)")
+    trials_parser.add_argument("--subset", type=positive_int, help="data.subset of one trial (default 5000)")
+    trials_parser.add_argument("--epochs", type=positive_int, help="trainer.epochs of one trial (default 2)")
     trials_parser.add_argument("--quick", action="store_true",
                                help="a tiny trial (512 images, 1 epoch), as many trials as the largest concurrency")
 
     memory_parser = _Parser(prog="aesweep bench memory",
                             description="Peak resident memory of one real `python train.py` run, against a limit.")
     _add_model_options(memory_parser)
-    memory_parser.add_argument("--epochs", type=_positive_int, default=1, help="trainer.epochs (default 1)")
-    memory_parser.add_argument("--subset", type=_positive_int, help="data.subset (default: all 55000 images)")
+    memory_parser.add_argument("--epochs", type=positive_int, default=1, help="trainer.epochs (default 1)")
+    memory_parser.add_argument("--subset", type=positive_int, help="data.subset (default: all 55000 images)")
     memory_parser.add_argument("--limit-mb", type=float, default=1536, help="the target (default 1536 = 1.5 GiB)")
 
     pruning_parser = _Parser(prog="aesweep bench pruning",

@@ -33,7 +33,8 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message}")
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1, refused in one line otherwise."""
     try:
         value = int(text)
     except ValueError:
@@ -84,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--sort", metavar="COL[:asc]",
                          help="sort by this output column, largest first unless ':asc' "
                               f"(default: mean {DEFAULT_METRIC})")
-    compare.add_argument("--top", type=_positive_int, metavar="N", help="show only the first N rows")
+    compare.add_argument("--top", type=positive_int, metavar="N", help="show only the first N rows")
     compare.add_argument("--format", choices=FORMATS, default="table",
                          help="table (terminal), md (markdown, for a README) or csv (default: table)")
     compare.add_argument("--baseline", metavar="NAME_OR_PATH", default=None,
