@@ -176,13 +176,14 @@ def _progress(cfg: DictConfig, multirun: bool):
 
 
 def _versions() -> dict[str, str]:
-    import hydra
-    import optuna
+    """Versions from the installed metadata: importing optuna just to read its version costs ~100 MB."""
+    from importlib.metadata import version
+
     import torchvision
 
     return {
         "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "hydra": hydra.__version__, "optuna": optuna.__version__, "numpy": np.__version__,
+        "hydra": version("hydra-core"), "optuna": version("optuna"), "numpy": np.__version__,
     }
 
 
