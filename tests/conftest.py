@@ -81,3 +81,14 @@ def prepared_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("prepared")
     prepare(root, MNIST_WHEEL)
     return root
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, *expected_texts: str) -> None:
+    """Exit 2, stderr exactly one line `error: ...` holding each expected text, no traceback."""
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for text in expected_texts:
+        assert text in lines[0], lines[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config, raw_root_with, real_raw_bytes, train_py
+from conftest import assert_one_error_line, compose_config, raw_root_with, real_raw_bytes, train_py
 
 from aesweep.errors import ConfigError
 from aesweep.train import resolve_device
@@ -62,13 +62,7 @@ def refused(tmp_path_factory, mnist_root) -> dict[str, tuple[subprocess.Complete
 
 def assert_refused_in_one_line(result, run_dir, *expected_texts):
     """Exit 2, stderr exactly one line `error: ...` holding each expected text, no traceback, no run dir."""
-    assert "Traceback" not in result.stderr + result.stdout
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for text in expected_texts:
-        assert text in lines[0]
+    assert_one_error_line(result, *expected_texts)
     assert not run_dir.exists()
 
 

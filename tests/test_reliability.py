@@ -26,7 +26,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-from conftest import REPO, SUBPROCESS_ENV, train_py
+from conftest import REPO, SUBPROCESS_ENV, assert_one_error_line, train_py
 
 from aesweep.pruning import open_storage
 
@@ -41,17 +41,6 @@ def quadratic(cwd: Path, *args: str, timeout: float = 120) -> subprocess.Complet
     env = {**SUBPROCESS_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, str(APP), *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def assert_one_error_line(result: subprocess.CompletedProcess, *expected_texts: str) -> None:
-    """Exit 2, stderr exactly one line `error: ...` holding each expected text, no traceback."""
-    assert "Traceback" not in result.stderr + result.stdout
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for text in expected_texts:
-        assert text in lines[0], lines[0]
 
 
 def snapshot(folder: Path) -> dict[str, str]:
