@@ -1,7 +1,7 @@
 """`aesweep bench`: how fast the project trains, measured side by side with the seed blog's own loop.
 
     aesweep bench --quick                          # every CPU speed mode in under a minute on 2 cores
-    aesweep bench --device cuda                    # the GPU modes: compile (CUDA graphs), bf16, batches
+    aesweep bench --device cuda                    # the GPU modes: whole-step CUDA graph, compile, bf16, batches
     aesweep bench --model conv --override model.channels=[32,64,128] --batch-size 256
     aesweep bench trials --concurrency 1,4         # trials/hour: N train.py processes at once vs one at a time
     aesweep bench memory --device cpu              # peak resident memory of one real train.py run
@@ -14,7 +14,7 @@ the composed project config (`conf/`), so it measures exactly what those config 
                  shuffle=True, num_workers=4), MSELoss, SGD(lr=0.01, momentum=0.5); model from the config
   default        the project's loop with the config's own defaults (the row the targets are about)
   eager          the project's loop with every speed switch off
-  channels_last, compile, amp, threads=N, batch=B   eager plus that one switch (batch=B scales the lr
+  channels_last, cuda_graph, compile, amp, threads=N, batch=B   eager plus that switch (batch=B scales the lr
                  linearly with the batch size)
 The project rows build the model, optimizer, schedule and loss with `aesweep.train.build_training` (as
 `aesweep.train.run` does) and time the real `aesweep.train.train_one_epoch` over W warm-up steps, then
@@ -75,8 +75,8 @@ class Mode:
     quick: bool = True  # part of --quick
 
 
-SPEED_SWITCHES_OFF = ["trainer.compile=false", "trainer.channels_last=false", "trainer.amp=false",
-                      "trainer.threads=null"]
+SPEED_SWITCHES_OFF = ["trainer.compile=false", "trainer.cuda_graph=false", "trainer.cudnn_benchmark=false",
+                      "trainer.channels_last=false", "trainer.amp=false", "trainer.threads=null"]
 
 
 def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: int) -> list[Mode]:
@@ -95,9 +95,13 @@ def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: in
              skip=None if on_gpu else "bf16 autocast is CUDA-only (trainer.amp is ignored on CPU)"),
     ]
     if on_gpu:
-        modes.append(Mode("compile+amp", "project", eager + ["trainer.compile=true",
-                                                             "trainer.compile_mode=reduce-overhead",
-                                                             "trainer.amp=true"]))
+        modes += [
+            Mode("cudnn_benchmark", "project", eager + ["trainer.cudnn_benchmark=true"]),
+            Mode("cuda_graph", "project", eager + ["trainer.cuda_graph=true"]),
+            Mode("cuda_graph+amp", "project", eager + ["trainer.cuda_graph=true", "trainer.amp=true"]),
+            Mode("compile+amp", "project", eager + ["trainer.compile=true", "trainer.compile_mode=reduce-overhead",
+                                                    "trainer.amp=true"], quick=False),
+        ]
     else:
         counts = sorted({1, cpu_count, *(n for n in (2, 4, 8) if n < cpu_count)})
         modes += [Mode(f"threads={n}", "project", eager + [f"trainer.threads={n}"]) for n in counts]
@@ -228,7 +232,7 @@ def project_step_flops(cfg, loss_fn, x, device) -> int:
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # leave the run's RNG alone
         model = instantiate(cfg.model).to(device)
-    return step_flops(lambda: loss_fn(model, x, 0)[0])
+    return step_flops(lambda: loss_fn(model, x)[0])
 
 
 def time_project_loop(cfg, device, warmup: int, steps: int, repeats: int) -> dict:
@@ -240,21 +244,21 @@ def time_project_loop(cfg, device, warmup: int, steps: int, repeats: int) -> dic
 
     seed_everything(cfg.seed)
     splits = load_splits(cfg.data, device)
-    model, optimizer, schedule, loss_fn = build_training(cfg, splits, device)
+    step = build_training(cfg, splits, device)
     batch = cfg.trainer.batch_size
 
-    flops = project_step_flops(cfg, loss_fn, splits.train.batch(torch.arange(batch, device=device)), device)
+    flops = project_step_flops(cfg, step.loss_fn, splits.train.batch(torch.arange(batch, device=device)), device)
     generator = torch.Generator().manual_seed(cfg.seed)
     warm, timed = _subset(splits, 0, warmup * batch), _subset(splits, warmup * batch, (warmup + steps) * batch)
     started = time.perf_counter()
-    train_one_epoch(model, warm, optimizer, schedule, loss_fn, cfg, 0, generator, _quiet)
+    train_one_epoch(step, warm, cfg, 0, generator, _quiet)
     _sync(device)
     warmup_s = time.perf_counter() - started
     seconds, losses = [], []
     for _ in range(repeats):
         _sync(device)
         start = time.perf_counter()
-        losses.append(train_one_epoch(model, timed, optimizer, schedule, loss_fn, cfg, 0, generator, _quiet))
+        losses.append(train_one_epoch(step, timed, cfg, 0, generator, _quiet))
         _sync(device)
         seconds.append(time.perf_counter() - start)
     return {"seconds": seconds, "images": steps * batch, "flops_per_step": flops, "warmup_s": warmup_s,
@@ -610,7 +614,8 @@ def trials(args: argparse.Namespace) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="aesweep-bench-trials-") as scratch:
         for concurrency in args.concurrency:
-            threads = max(1, (os.cpu_count() or 1) // concurrency) if device.type == "cpu" else None
+            # the cores are shared too (data, scoring, Python): each trial gets its share of them
+            threads = max(1, (os.cpu_count() or 1) // concurrency)
             result = run_trials_at_once(base, n_trials, concurrency, Path(scratch) / f"c{concurrency}", threads,
                                         args.timeout)
             rows.append({"concurrency": concurrency, "trials": n_trials, "threads_per_trial": threads, **result,
@@ -622,8 +627,8 @@ def trials(args: argparse.Namespace) -> int:
     notes = [f"{machine_description(device)}; device {device.type}",
              f"one trial = python train.py {' '.join(base)} seed=<trial number>",
              f"trials_per_hour = trials / wall seconds from the first start to the last finish x 3600; "
-             f"vs_one_at_a_time is relative to concurrency {args.concurrency[0]}; on CPU each trial gets "
-             "cores // concurrency threads; peak_rss_mb_per_trial is the largest single trial's ru_maxrss"]
+             f"vs_one_at_a_time is relative to concurrency {args.concurrency[0]}; each trial gets "
+             "cores // concurrency torch threads; peak_rss_mb_per_trial is the largest single trial's ru_maxrss"]
     write_table(rounded(table), notes, out, "aesweep bench trials")
     return 0
 
@@ -745,7 +750,7 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
     speed_parser.add_argument("--repeats", type=positive_int, help="timed repeats per mode; the median counts "
                                                                    "(default 3)")
     speed_parser.add_argument("--quick", action="store_true",
-                              help="2 warm-up + 10 timed steps, 1 repeat, no CPU compile: under a minute on 2 cores")
+                              help="5 warm-up + 10 timed steps, 1 repeat, no CPU compile: under a minute on 2 cores")
 
     trials_parser = _Parser(prog="aesweep bench trials",
                             description="Trials per hour: the same small trial (a real `python train.py`) run one "
@@ -781,7 +786,7 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
 
 def _fill_defaults(args: argparse.Namespace, command: str) -> None:
     if command == "speed":
-        defaults = {"warmup": 2, "steps": 10, "repeats": 1} if args.quick else {"warmup": 5, "steps": 50, "repeats": 3}
+        defaults = {"warmup": 5, "steps": 10, "repeats": 1} if args.quick else {"warmup": 5, "steps": 50, "repeats": 3}
         for key, value in defaults.items():
             if getattr(args, key) is None:
                 setattr(args, key, value)

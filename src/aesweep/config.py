@@ -121,6 +121,8 @@ RULES: dict[str, Rule] = {
     "trainer.batch_size": integer(1),
     "trainer.compile": boolean(),
     "trainer.compile_mode": choice("default", "reduce-overhead", "max-autotune"),
+    "trainer.cuda_graph": choice("auto", True, False),
+    "trainer.cudnn_benchmark": choice("auto", True, False),
     "trainer.amp": boolean(),
     "trainer.channels_last": choice("auto", True, False),
     "trainer.threads": integer(1, nullable=True),

@@ -51,7 +51,13 @@ class CompositeLoss:
         warmup = self.cfg.warmup_epochs
         return 1.0 if warmup <= 0 else min(1.0, epoch / warmup)
 
-    def __call__(self, model: Autoencoder, x: torch.Tensor, epoch: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def __call__(
+        self, model: Autoencoder, x: torch.Tensor, ramp: float | torch.Tensor = 1.0
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The weighted total and each term for batch x; `ramp` (see `ramp()`) scales the clustering terms.
+
+        `ramp` may be a 0-d device tensor: a captured CUDA graph then sees each epoch's value.
+        """
         cfg = self.cfg
         logits, _code, recon = model.parts(x)
         terms: dict[str, torch.Tensor] = {}
@@ -63,7 +69,6 @@ class CompositeLoss:
                 terms["recon"] = F.mse_loss(recon.float(), x)
             total = total + cfg.recon_weight * terms["recon"]
 
-        ramp = self.ramp(epoch)
         clustering = {"entropy", "balance", "consistency", "iic"}
         if not any(cfg[f"{t}_weight"] > 0 for t in clustering):
             return total, terms
