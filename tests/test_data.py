@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import OFFICIAL_MD5, compose_config, raw_root_with, real_raw_bytes
 
-from aesweep.data import load_splits, verify
+from aesweep.data import load_splits, read_idx, verify
 from aesweep.errors import DataError
 from aesweep.train import seed_everything
 
@@ -147,3 +147,34 @@ def test_val_split_depends_on_split_seed_not_on_seed(mnist_root, default_splits)
 
     other_split = load_splits(data_cfg(mnist_root, "data.split_seed=1"), CPU)
     assert not torch.equal(other_split.val.labels, default_splits.val.labels)
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "t10k"])
+def test_read_idx_gives_exactly_torchvisions_tensors(mnist_root, train):
+    from torchvision.datasets import MNIST
+
+    reference = MNIST(root=str(mnist_root), train=train, download=False)
+    prefix = "train" if train else "t10k"
+    images = read_idx(mnist_root / "MNIST" / "raw" / f"{prefix}-images-idx3-ubyte")
+    labels = read_idx(mnist_root / "MNIST" / "raw" / f"{prefix}-labels-idx1-ubyte")
+    assert images.dtype == torch.uint8 and torch.equal(images, reference.data)
+    assert torch.equal(labels.long(), reference.targets)
+
+
+def test_read_idx_refuses_a_file_that_is_not_idx_bytes(tmp_path):
+    path = tmp_path / "not-idx"
+    path.write_bytes(b"\x00\x00\x0d\x03" + b"\x00" * 16)  # IDX magic of float32 data, not unsigned bytes
+    with pytest.raises(DataError, match="not an IDX file of unsigned bytes"):
+        read_idx(path)
+
+
+def test_loading_present_files_does_not_import_torchvision(mnist_root):
+    """torchvision's import alone costs ~160 MB of resident memory; a run only needs it to download."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from conftest import compose_config; from aesweep.data import load_splits; "
+            f"load_splits(compose_config('data.root={mnist_root}').data, torch.device('cpu')); "
+            "print('torchvision' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=mnist_root.parent / "tests", capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr[-1000:]

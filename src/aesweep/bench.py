@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from aesweep.cli import positive_int
+from aesweep.cli import OneLineParser, one_line_errors, positive_int
 from aesweep.errors import AesweepError, ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -713,15 +713,6 @@ def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(f"{self.prog}: error: {message}")
-
-
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="seed", help="model config group option: seed | conv | mlp (default: seed)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
@@ -737,7 +728,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> dict[str, argparse.ArgumentParser]:
-    speed_parser = _Parser(prog="aesweep bench", formatter_class=argparse.RawDescriptionHelpFormatter,
+    speed_parser = OneLineParser(prog="aesweep bench", formatter_class=argparse.RawDescriptionHelpFormatter,
                            description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
                            epilog="More: `aesweep bench trials|memory|pruning --help`.")
     _add_model_options(speed_parser)
@@ -752,7 +743,7 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
     speed_parser.add_argument("--quick", action="store_true",
                               help="5 warm-up + 10 timed steps, 1 repeat, no CPU compile: under a minute on 2 cores")
 
-    trials_parser = _Parser(prog="aesweep bench trials",
+    trials_parser = OneLineParser(prog="aesweep bench trials",
                             description="Trials per hour: the same small trial (a real `python train.py`) run one "
                                         "at a time and several at once on one device.")
     _add_model_options(trials_parser)
@@ -766,14 +757,14 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
     trials_parser.add_argument("--quick", action="store_true",
                                help="a tiny trial (512 images, 1 epoch), as many trials as the largest concurrency")
 
-    memory_parser = _Parser(prog="aesweep bench memory",
+    memory_parser = OneLineParser(prog="aesweep bench memory",
                             description="Peak resident memory of one real `python train.py` run, against a limit.")
     _add_model_options(memory_parser)
     memory_parser.add_argument("--epochs", type=positive_int, default=1, help="trainer.epochs (default 1)")
     memory_parser.add_argument("--subset", type=positive_int, help="data.subset (default: all 55000 images)")
     memory_parser.add_argument("--limit-mb", type=float, default=1536, help="the target (default 1536 = 1.5 GiB)")
 
-    pruning_parser = _Parser(prog="aesweep bench pruning",
+    pruning_parser = OneLineParser(prog="aesweep bench pruning",
                              description="Time to a target metric: the same sweep with and without the pruner.")
     pruning_parser.add_argument("with_pruner", metavar="WITH", help="sweep directory (or its trials.csv), pruner on")
     pruning_parser.add_argument("without_pruner", metavar="WITHOUT",
@@ -815,21 +806,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_modes()
     command = argv[0] if argv[:1] and argv[0] in COMMANDS else "speed"
     parser = build_parser()[command]
-    try:
+
+    def run() -> int:
         args = parser.parse_args(argv[1:] if argv[:1] == [command] else argv)
         _fill_defaults(args, command)
         return COMMANDS[command](args)
-    except _UsageError as error:
-        print(error, file=sys.stderr)
-        return 2
-    except SystemExit as done:  # --help
-        return done.code if isinstance(done.code, int) else 0
-    except AesweepError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
+
+    return one_line_errors(parser.prog, run)
 
 
 if __name__ == "__main__":

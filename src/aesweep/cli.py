@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aesweep.errors import AesweepError
@@ -25,13 +25,30 @@ DELEGATED = {
 }
 
 
-class _UsageError(Exception):
-    """Raised instead of argparse's print-usage-and-exit, so main() can print one line and return 2."""
+class UsageError(Exception):
+    """Raised instead of argparse's print-usage-and-exit, so a command can print one line and return 2."""
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(f"{self.prog}: error: {message}")
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
+def one_line_errors(prog: str, command: Callable[[], int]) -> int:
+    """Run a command; usage and user errors become one stderr line and exit status 2, Ctrl-C 130."""
+    try:
+        return command()
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except SystemExit as done:  # --help
+        return done.code if isinstance(done.code, int) else 0
+    except AesweepError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 def positive_int(text: str) -> int:
@@ -46,11 +63,11 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="aesweep",
         description="Tables and plots for aesweep runs and sweeps (Hydra output directories).",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     commands.required = True
 
     collect = commands.add_parser(
@@ -116,22 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list and args_list[0] in DELEGATED:
         return _delegate(args_list[0], args_list[1:])
     parser = build_parser()
-    try:
+
+    def command() -> int:
         args = parser.parse_args(args_list)
-    except _UsageError as error:
-        print(error, file=sys.stderr)
-        return 2
-    except SystemExit as done:  # --help
-        return done.code if isinstance(done.code, int) else 0
-    prog = f"aesweep {args.command}"
-    try:
-        return _COMMANDS[args.command](args, prog)
-    except AesweepError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        prog = f"aesweep {args.command}"
+        return one_line_errors(prog, lambda: _COMMANDS[args.command](args, prog))
+
+    return one_line_errors("aesweep", command)
 
 
 def _delegate(name: str, argv: list[str]) -> int:

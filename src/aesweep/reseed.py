@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from aesweep.cli import positive_int
+from aesweep.cli import OneLineParser, one_line_errors, positive_int
 from aesweep.errors import AesweepError
 from aesweep.io import write_csv_atomic, write_text_atomic
 
@@ -176,17 +176,8 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(f"{self.prog}: error: {message}")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="aesweep reseed", description=__doc__.split("\n\n")[1],
+    parser = OneLineParser(prog="aesweep reseed", description=__doc__.split("\n\n")[1],
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep's folder (holding trials.csv)")
     parser.add_argument("--top", type=positive_int, default=3, help="how many of the best trials (default 3)")
@@ -204,16 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        return reseed(parser.parse_args(list(sys.argv[1:] if argv is None else argv)))
-    except _UsageError as error:
-        print(error, file=sys.stderr)
-        return 2
-    except SystemExit as done:  # --help
-        return done.code if isinstance(done.code, int) else 0
-    except AesweepError as error:
-        print(f"aesweep reseed: error: {error}", file=sys.stderr)
-        return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return one_line_errors(parser.prog, lambda: reseed(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

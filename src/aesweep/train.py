@@ -291,10 +291,8 @@ def _versions() -> dict[str, str]:
     """Versions from the installed metadata: importing optuna just to read its version costs ~100 MB."""
     from importlib.metadata import version
 
-    import torchvision
-
     return {
-        "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "python": platform.python_version(), "torch": torch.__version__, "torchvision": version("torchvision"),
         "hydra": version("hydra-core"), "optuna": version("optuna"), "numpy": np.__version__,
     }
 
@@ -377,7 +375,7 @@ def _reporter(cfg: DictConfig):
 
 
 def _write_pictures(model: Autoencoder, test: Split, confusion: np.ndarray, out_dir: Path) -> None:
-    from torchvision.utils import save_image
+    from PIL import Image
 
     from aesweep.plots import save_confusion_png
 
@@ -388,5 +386,20 @@ def _write_pictures(model: Autoencoder, test: Split, confusion: np.ndarray, out_
         recon = model(x).float()
         model.train()
     tmp = out_dir / ".reconstructions.tmp.png"
-    save_image(torch.cat([x, recon]).cpu(), tmp, nrow=16, padding=2, pad_value=1.0)
+    Image.fromarray(image_grid(torch.cat([x, recon]).cpu(), columns=16)).save(tmp, format="PNG")
     tmp.replace(out_dir / "reconstructions.png")
+
+
+def image_grid(images: torch.Tensor, columns: int, gap: int = 2) -> np.ndarray:
+    """[N, 1, H, W] floats in [0, 1] -> one uint8 picture, `columns` wide, on a white grid `gap` px wide.
+
+    (torchvision.utils.save_image draws the same grid, but importing torchvision costs ~160 MB.)
+    """
+    n, _, height, width = images.shape
+    rows = math.ceil(n / columns)
+    grid = np.full((rows * (height + gap) + gap, columns * (width + gap) + gap), 255, dtype=np.uint8)
+    pixels = (images[:, 0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+    for i, image in enumerate(pixels):
+        top, left = gap + (i // columns) * (height + gap), gap + (i % columns) * (width + gap)
+        grid[top : top + height, left : left + width] = image
+    return grid
