@@ -4,6 +4,7 @@ Each run costs seconds to tens of seconds, so the runs are module fixtures share
 """
 
 import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -222,3 +223,10 @@ def test_nan_loss_ends_the_run_as_diverged_with_exit_0(tmp_path, mnist_root):
     assert (metrics["epochs"], metrics["epochs_planned"]) == (0, 3)
     assert metrics["val"] is None and metrics["test"] is None
     assert metrics["params"] == 1_644_083
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="mallopt is glibc's")
+def test_mmap_threshold_is_accepted_by_glibc():
+    from aesweep.train import set_mmap_threshold
+
+    assert set_mmap_threshold(4 * 2**20) is True

@@ -326,8 +326,10 @@ def measure(spec: dict) -> dict:
     import torch
 
     cfg, device = checked_config(spec["overrides"])
-    if spec["loop"] == "project" and cfg.trainer.threads:
-        torch.set_num_threads(cfg.trainer.threads)  # as aesweep.train.run does
+    if spec["loop"] == "project":
+        from aesweep.train import apply_process_settings
+
+        apply_process_settings(cfg.trainer)  # as aesweep.train.run does
     timer = time_seed_loop if spec["loop"] == "seed" else time_project_loop
     result = timer(cfg, device, spec["warmup"], spec["steps"], spec["repeats"])
     dtype = "bfloat16" if cfg.trainer.amp and device.type == "cuda" and spec["loop"] == "project" else "float32"

@@ -62,7 +62,11 @@ def number(
 
 
 def choice(*options: object) -> Rule:
-    return Rule(lambda v: v in options, "one of: " + ", ".join(str(o) for o in options))
+    def same(value: object, option: object) -> bool:  # 1 == True in Python; not here
+        return value == option and isinstance(value, bool) == isinstance(option, bool)
+
+    shown = (str(o).lower() if isinstance(o, bool) else str(o) for o in options)  # as typed: true, false
+    return Rule(lambda v: any(same(v, o) for o in options), "one of: " + ", ".join(shown))
 
 
 def boolean() -> Rule:
@@ -126,6 +130,7 @@ RULES: dict[str, Rule] = {
     "trainer.amp": boolean(),
     "trainer.channels_last": choice("auto", True, False),
     "trainer.threads": integer(1, nullable=True),
+    "trainer.mmap_threshold_mb": number(0, low_open=True, nullable=True),
     "trainer.grad_clip": number(0, low_open=True, nullable=True),
     "trainer.progress": choice("auto", True, False),
     "trainer.save_weights": boolean(),
