@@ -86,13 +86,23 @@ def test_smallest_cpu_run_writes_csv_and_markdown_with_positive_measurements(tmp
 
 
 def test_cpu_modes_skip_amp_with_the_reason_and_try_each_thread_count():
-    modes = {m.name: m for m in bench.speed_modes("cpu", 128, 0.01, cpu_count=2)}
+    modes = {m.name: m for m in bench.speed_modes("cpu", 128, 0.01, cpu_count=2, native_bf16=False)}
 
-    assert modes["amp"].skip == "bf16 autocast is CUDA-only (trainer.amp is ignored on CPU)"
+    assert modes["amp"].skip == "this CPU has no native bf16 (trainer.amp=true is refused here)"
+    assert "channels_last+amp" not in modes
     assert modes["threads=1"].overrides[-1] == "trainer.threads=1"
     assert modes["threads=2"].overrides[-1] == "trainer.threads=2"
     assert modes["compile"].overrides[-1] == "trainer.compile_mode=default"
     assert not modes["compile"].quick
+
+
+def test_a_cpu_with_native_bf16_times_amp_alone_and_on_channels_last():
+    modes = {m.name: m for m in bench.speed_modes("cpu", 128, 0.01, cpu_count=2, native_bf16=True)}
+
+    assert modes["amp"].skip is None
+    assert modes["amp"].overrides[-1] == "trainer.amp=true"
+    assert modes["channels_last+amp"].overrides[-2:] == ["trainer.channels_last=true", "trainer.amp=true"]
+    assert "trainer.amp=false" in modes["eager"].overrides
 
 
 def test_gpu_compile_uses_cuda_graphs_and_amp_runs():

@@ -66,6 +66,7 @@ BAD = [
     (["trainer.compile=maybe"], "trainer.compile", "maybe", "true or false"),
     (["trainer.cuda_graph=maybe"], "trainer.cuda_graph", "maybe", "one of: auto, true, false"),
     (["trainer.cudnn_benchmark=1"], "trainer.cudnn_benchmark", 1, "one of: auto, true, false"),
+    (["trainer.amp=bf16"], "trainer.amp", "bf16", "one of: auto, true, false"),
     (["trainer.mmap_threshold_mb=0"], "trainer.mmap_threshold_mb", 0, "a number > 0 or null"),
     (["optimizer.lr=fast"], "optimizer.lr", "fast", "a number > 0"),
     (["loss.recon_weight=0"], "loss.recon_weight", 0, "> 0, or another loss term's weight > 0"),

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from aesweep.errors import ConfigError
-from aesweep.model import ConvAutoencoder, MLPAutoencoder, SeedAutoencoder, count_parameters
+from aesweep.model import ConvAutoencoder, LogitsLinear, MLPAutoencoder, SeedAutoencoder, count_parameters
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU,
                "tanh": nn.Tanh}
@@ -74,7 +74,7 @@ def test_seed_layer_output_shapes(images):
         (nn.Conv2d, (8, 20, 20)),
         (nn.ReLU, (8, 20, 20)),
         (nn.Flatten, (3200,)),
-        (nn.Linear, (10,)),
+        (LogitsLinear, (10,)),  # an nn.Linear that stays float32 under autocast
         (type(model.encoder[-1]), (10,)),
     ]
     assert layer_outputs(model.decoder, model.encoder(images)) == [
@@ -255,3 +255,16 @@ def test_dropout_of_one_is_refused(model_class):
 def test_conv_per_layer_list_of_wrong_length_is_refused(key, kwargs):
     with pytest.raises(ConfigError, match=f"{key}=.*one per entry of model.channels"):
         ConvAutoencoder(channels=[16, 32, 64], **kwargs)
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+def test_under_bf16_autocast_the_logits_stay_float32_and_the_rest_is_bf16(images, model_class):
+    model = model_class()
+    float32_logits, _, _ = model.parts(images)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, code, recon = model.parts(images)
+
+    assert (logits.dtype, code.dtype, recon.dtype) == (torch.float32, torch.float32, torch.bfloat16)
+    # only the layers before the logits ran in bf16: the logits agree with float32 to bf16's ~3 digits
+    torch.testing.assert_close(logits, float32_logits, rtol=0.05, atol=0.02)
+    assert not torch.equal(logits, float32_logits)

@@ -230,3 +230,59 @@ def test_mmap_threshold_is_accepted_by_glibc():
     from aesweep.train import set_mmap_threshold
 
     assert set_mmap_threshold(4 * 2**20) is True
+
+
+# ---------------------------------------------------------------- bf16 autocast (trainer.amp)
+
+
+@pytest.mark.parametrize("amp, device, native, loss, expected", [
+    ("auto", "cpu", True, "mse", True),     # reconstruction on a CPU that computes in bf16: on by default
+    ("auto", "cpu", True, "iic", False),    # clustering terms: not shown harmless in bf16, so float32
+    ("auto", "cpu", True, "imsat", False),
+    ("auto", "cpu", False, "mse", False),   # emulated bf16 would be slower than float32
+    ("auto", "cuda", True, "mse", False),   # no gain measured on the H100
+    (True, "cuda", False, "iic", True),
+    (True, "cpu", True, "iic", True),       # asked for: on, clustering or not
+    (False, "cpu", True, "mse", False),
+])
+def test_amp_auto_is_on_for_reconstruction_on_cpus_with_native_bf16(monkeypatch, amp, device, native, loss, expected):
+    import aesweep.train as train
+
+    monkeypatch.setattr(train, "native_bf16_cpu", lambda: native)
+    cfg = compose_config(f"trainer.amp={str(amp).lower()}", f"loss={loss}")
+    assert train.amp_enabled(cfg, torch.device(device)) is expected
+
+
+def test_amp_true_on_a_cpu_without_native_bf16_is_refused_naming_the_key(monkeypatch):
+    import aesweep.train as train
+    from aesweep.errors import ConfigError
+
+    monkeypatch.setattr(train, "native_bf16_cpu", lambda: False)
+    with pytest.raises(ConfigError) as refused:
+        train.amp_enabled(compose_config("trainer.amp=true"), torch.device("cpu"))
+    assert str(refused.value) == ("trainer.amp=True is not allowed: auto or false on cpu: "
+                                  "it has no native bf16 (AVX512-BF16 or AMX)")
+
+
+def epoch_losses(amp: str, mnist_root) -> list[float]:
+    """Mean training loss of 3 epochs of the seed recipe on 1,024 images, with trainer.amp as given."""
+    from aesweep.data import load_splits
+    from aesweep.train import build_training, train_one_epoch
+
+    cfg = compose_config("data.subset=1024", "data.val_size=1000", f"data.root={mnist_root}", "device=cpu",
+                         f"trainer.amp={amp}")
+    torch.manual_seed(0)
+    splits = load_splits(cfg.data, torch.device("cpu"))
+    step = build_training(cfg, splits, torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    no_bar = lambda batches, desc: batches  # noqa: E731
+    return [train_one_epoch(step, splits, cfg, epoch, generator, no_bar)["loss"] for epoch in range(3)]
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="needs a CPU with native bf16")
+def test_bf16_on_cpu_trains_like_float32(mnist_root):
+    float32, bf16 = epoch_losses("false", mnist_root), epoch_losses("true", mnist_root)
+
+    assert bf16 != float32  # bf16 really ran: its rounding shows in the losses
+    assert bf16 == pytest.approx(float32, rel=2e-3)
+    assert bf16[-1] < bf16[0]

@@ -15,7 +15,7 @@ the composed project config (`conf/`), so it measures exactly what those config 
   default        the project's loop with the config's own defaults (the row the targets are about)
   eager          the project's loop with every speed switch off
   channels_last, cuda_graph, compile, amp, threads=N, batch=B   eager plus that switch (batch=B scales the lr
-                 linearly with the batch size)
+                 linearly with the batch size); on a CPU with native bf16 also channels_last+amp
 The project rows build the model, optimizer, schedule and loss with `aesweep.train.build_training` (as
 `aesweep.train.run` does) and time the real `aesweep.train.train_one_epoch` over W warm-up steps, then
 N timed steps (median of R repeats); seconds per epoch are extrapolated to a 60,000-image epoch. The
@@ -79,8 +79,9 @@ SPEED_SWITCHES_OFF = ["trainer.compile=false", "trainer.cuda_graph=false", "trai
                       "trainer.channels_last=false", "trainer.amp=false", "trainer.threads=null"]
 
 
-def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: int) -> list[Mode]:
-    """Every mode the bench knows for this device, in table order."""
+def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: int,
+                native_bf16: bool = False) -> list[Mode]:
+    """Every mode the bench knows for this device, in table order (`native_bf16`: the CPU computes in bf16)."""
     eager = list(SPEED_SWITCHES_OFF)
     on_gpu = device_type == "cuda"
     modes = [
@@ -92,7 +93,7 @@ def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: in
              eager + ["trainer.compile=true", f"trainer.compile_mode={'reduce-overhead' if on_gpu else 'default'}"],
              quick=on_gpu),  # a cold inductor compile alone takes ~40 s on 2 CPU cores
         Mode("amp", "project", eager + ["trainer.amp=true"],
-             skip=None if on_gpu else "bf16 autocast is CUDA-only (trainer.amp is ignored on CPU)"),
+             skip=None if on_gpu or native_bf16 else "this CPU has no native bf16 (trainer.amp=true is refused here)"),
     ]
     if on_gpu:
         modes += [
@@ -105,6 +106,9 @@ def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: in
     else:
         counts = sorted({1, cpu_count, *(n for n in (2, 4, 8) if n < cpu_count)})
         modes += [Mode(f"threads={n}", "project", eager + [f"trainer.threads={n}"]) for n in counts]
+        if native_bf16:
+            modes.append(Mode("channels_last+amp", "project",
+                              eager + ["trainer.channels_last=true", "trainer.amp=true"]))
         modes.append(Mode("channels_last+threads=1", "project",
                           eager + ["trainer.channels_last=true", "trainer.threads=1"], quick=False))
     for batch in LARGE_BATCHES:
@@ -326,13 +330,15 @@ def measure(spec: dict) -> dict:
     import torch
 
     cfg, device = checked_config(spec["overrides"])
+    bf16 = False
     if spec["loop"] == "project":
-        from aesweep.train import apply_process_settings
+        from aesweep.train import amp_enabled, apply_process_settings
 
         apply_process_settings(cfg.trainer)  # as aesweep.train.run does
+        bf16 = amp_enabled(cfg, device)
     timer = time_seed_loop if spec["loop"] == "seed" else time_project_loop
     result = timer(cfg, device, spec["warmup"], spec["steps"], spec["repeats"])
-    dtype = "bfloat16" if cfg.trainer.amp and device.type == "cuda" and spec["loop"] == "project" else "float32"
+    dtype = "bfloat16" if bf16 else "float32"
     result.update(
         threads=torch.get_num_threads(), batch_size=int(cfg.trainer.batch_size), device=str(device),
         matmul_flops_per_s=matmul_rate(device, dtype), matmul_dtype=dtype, peak_rss_mb=peak_rss_mb(),
@@ -521,7 +527,10 @@ def speed(args: argparse.Namespace) -> int:
     base = base_overrides(args)
     cfg, device = checked_config(base)
     base_batch = int(cfg.trainer.batch_size)
-    modes = speed_modes(device.type, base_batch, float(cfg.optimizer.lr), os.cpu_count() or 1)
+    from aesweep.train import native_bf16_cpu
+
+    modes = speed_modes(device.type, base_batch, float(cfg.optimizer.lr), os.cpu_count() or 1,
+                        native_bf16=device.type == "cpu" and native_bf16_cpu())
     modes = selected_modes(modes, args.modes, args.quick, device.type)
     out = Path(args.out) if args.out else default_out("bench.csv")
 

@@ -127,7 +127,7 @@ RULES: dict[str, Rule] = {
     "trainer.compile_mode": choice("default", "reduce-overhead", "max-autotune"),
     "trainer.cuda_graph": choice("auto", True, False),
     "trainer.cudnn_benchmark": choice("auto", True, False),
-    "trainer.amp": boolean(),
+    "trainer.amp": choice("auto", True, False),
     "trainer.channels_last": choice("auto", True, False),
     "trainer.threads": integer(1, nullable=True),
     "trainer.mmap_threshold_mb": number(0, low_open=True, nullable=True),

@@ -23,6 +23,11 @@ from aesweep.augment import BatchAugment
 from aesweep.model import Autoencoder
 
 EPS = 1e-8
+CLUSTERING_TERMS = ("entropy", "balance", "consistency", "iic")
+
+
+def has_clustering_terms(loss_cfg) -> bool:
+    return any(loss_cfg[f"{term}_weight"] > 0 for term in CLUSTERING_TERMS)
 
 
 def entropy(p: torch.Tensor) -> torch.Tensor:
@@ -69,8 +74,7 @@ class CompositeLoss:
                 terms["recon"] = F.mse_loss(recon.float(), x)
             total = total + cfg.recon_weight * terms["recon"]
 
-        clustering = {"entropy", "balance", "consistency", "iic"}
-        if not any(cfg[f"{t}_weight"] > 0 for t in clustering):
+        if not has_clustering_terms(cfg):
             return total, terms
         p = model.cluster_probs(logits.float())
         if cfg.entropy_weight > 0:
@@ -84,6 +88,6 @@ class CompositeLoss:
                 terms["consistency"] = -(p.detach() * torch.log(q.clamp_min(EPS))).sum(dim=1).mean()
             if cfg.iic_weight > 0:
                 terms["iic"] = iic_loss(p, q, cfg.iic_lambda)
-        for name in clustering & terms.keys():
+        for name in set(CLUSTERING_TERMS) & terms.keys():
             total = total + ramp * cfg[f"{name}_weight"] * terms[name]
         return total, terms

@@ -27,7 +27,7 @@ from aesweep.config import validate
 from aesweep.data import MNISTSplits, Split, load_splits
 from aesweep.errors import AesweepError, ConfigError
 from aesweep.io import write_csv_atomic, write_json_atomic
-from aesweep.loss import CompositeLoss
+from aesweep.loss import CompositeLoss, has_clustering_terms
 from aesweep.model import Autoencoder, count_parameters
 from aesweep.optim import build_optimizer, build_schedule
 
@@ -49,7 +49,7 @@ def resolve_device(device_cfg) -> torch.device:
     return torch.device(kind)
 
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt() parameter number (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt() parameter numbers (malloc.h)
 
 
 def apply_process_settings(trainer_cfg) -> None:
@@ -64,9 +64,14 @@ def set_mmap_threshold(size: int) -> bool:
     """Give every heap block of `size` bytes or more its own mmap, returned to the OS when freed.
 
     glibc's default threshold is dynamic: after large blocks are freed it rises (up to 32 MB), so the
-    encoder's batch-1024 activations at scoring time stay in the heap, which then fragments - measured,
-    a CPU run of the seed model peaked ~480 MB higher that way (1480-1493 MB against 1012 MB at 4 MB).
-    Training steps at batch 128 allocate less than 4 MB at a time, so they keep the fast heap.
+    batch-1024 activations at scoring time (up to 24 MB each for the seed model) stay in the heap, which
+    then fragments - measured, a CPU run of the seed model peaked ~450 MB higher that way. The
+    threshold must stay above what every training step allocates: at 4 MB the 6.4 MB gradient of the
+    seed model's Linear(400, 4000) was mapped and unmapped (page faults and all) at every step, and
+    epochs took 1.2x longer than at 16 MB.
+    Setting it turns off glibc's matching rule for the heap's trim threshold (then left at 128 KB, so
+    the heap's top was handed back to the OS after every step and faulted in again by the next: 10%
+    slower steps), so the trim threshold is set to twice `size`, as that rule would.
     Returns False where there is no glibc (macOS, musl): nothing changes there.
     """
     import ctypes
@@ -76,7 +81,8 @@ def set_mmap_threshold(size: int) -> bool:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, ctypes.c_int(size)))
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, ctypes.c_int(size))
+                    and libc.mallopt(M_TRIM_THRESHOLD, ctypes.c_int(2 * size)))
     except (OSError, AttributeError):
         return False
 
@@ -173,6 +179,33 @@ def channels_last(trainer_cfg, device: torch.device) -> bool:
     return bool(trainer_cfg.channels_last)
 
 
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX), as oneDNN sees it."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def amp_enabled(cfg: DictConfig, device: torch.device) -> bool:
+    """trainer.amp: bf16 autocast of the training step (the bottleneck's logits stay float32).
+
+    auto = on for CPUs that compute in bf16 natively (AVX512-BF16, AMX) when the objective is
+    reconstruction alone: there it made the seed model's epochs ~1.4x faster with the same
+    val.mapped_acc over seeds. With clustering terms it stays off: over 10 seeds of an IIC recipe bf16
+    scored 1.9 points lower on average (within the seeds' spread, but not shown harmless). Off on CUDA,
+    where it gained nothing on the H100. Asking for it where bf16 would be emulated (older CPUs: several
+    times slower than float32) or is not wired up (mps) is refused. (README, Performance.)
+    """
+    wanted = cfg.trainer.amp
+    if wanted is False:
+        return False
+    native = device.type == "cuda" or (device.type == "cpu" and native_bf16_cpu())
+    if wanted == "auto":
+        return device.type == "cpu" and native and not has_clustering_terms(cfg.loss)
+    if not native:
+        why = "it has no native bf16 (AVX512-BF16 or AMX)" if device.type == "cpu" else "bf16 autocast is not used there"
+        raise ConfigError("trainer.amp", True, f"auto or false on {device.type}: {why}")
+    return True
+
+
 # Optimizers whose update reads a device-tensor lr inside a captured graph (capturable=True), so a
 # per-step lr schedule survives graph replay; any other optimizer is graphed only at a constant lr.
 TENSOR_LR_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
@@ -208,7 +241,7 @@ class TrainingStep:
                  cfg: DictConfig, device: torch.device):
         self.model, self.optimizer, self.schedule, self.loss_fn = model, optimizer, schedule, loss_fn
         self.cfg, self.device = cfg, device
-        self.amp = bool(cfg.trainer.amp) and device.type == "cuda"
+        self.amp = amp_enabled(cfg, device)
         self.ramp = torch.ones((), device=device)
         self.sums: dict[str, torch.Tensor] = {}  # running sum of each loss term over the epoch, on the device
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -260,7 +293,9 @@ class TrainingStep:
         self.schedule.step()
 
     def _forward_backward_update(self, x: torch.Tensor) -> None:
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False) if self.amp else nullcontext()
+        # no cast cache inside a CUDA graph: the cached bf16 weights would be the capture's, not the updated ones
+        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=not self.graphed)
+                    if self.amp else nullcontext())
         with autocast:
             loss, terms = self.loss_fn(self.model, x, self.ramp)
         loss.backward()
