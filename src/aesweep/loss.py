@@ -88,6 +88,7 @@ class CompositeLoss:
                 terms["consistency"] = -(p.detach() * torch.log(q.clamp_min(EPS))).sum(dim=1).mean()
             if cfg.iic_weight > 0:
                 terms["iic"] = iic_loss(p, q, cfg.iic_lambda)
-        for name in set(CLUSTERING_TERMS) & terms.keys():
-            total = total + ramp * cfg[f"{name}_weight"] * terms[name]
+        for name in CLUSTERING_TERMS:  # a fixed order: a set's would vary with the process's string hashing
+            if name in terms:
+                total = total + ramp * cfg[f"{name}_weight"] * terms[name]
         return total, terms

@@ -197,10 +197,9 @@ def amp_enabled(cfg: DictConfig, device: torch.device) -> bool:
     wanted = cfg.trainer.amp
     if wanted is False:
         return False
-    native = device.type == "cuda" or (device.type == "cpu" and native_bf16_cpu())
     if wanted == "auto":
-        return device.type == "cpu" and native and not has_clustering_terms(cfg.loss)
-    if not native:
+        return device.type == "cpu" and native_bf16_cpu() and not has_clustering_terms(cfg.loss)
+    if not (device.type == "cuda" or (device.type == "cpu" and native_bf16_cpu())):
         why = "it has no native bf16 (AVX512-BF16 or AMX)" if device.type == "cpu" else "bf16 autocast is not used there"
         raise ConfigError("trainer.amp", True, f"auto or false on {device.type}: {why}")
     return True
