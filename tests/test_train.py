@@ -225,6 +225,33 @@ def test_nan_loss_ends_the_run_as_diverged_with_exit_0(tmp_path, mnist_root):
     assert metrics["params"] == 1_644_083
 
 
+# ---------------------------------------------------------------- pruning
+
+
+def test_a_pruned_trial_stops_after_the_epoch_and_skips_the_final_scoring(tmp_path, mnist_root):
+    import optuna
+
+    from aesweep.pruning import PRUNER_ATTR, open_storage
+
+    journal = str(tmp_path / "journal.log")
+    study = optuna.create_study(study_name="s", storage=open_storage(journal), direction="maximize")
+    study.set_user_attr(PRUNER_ATTR, {"_target_": "optuna.pruners.ThresholdPruner", "lower": 1.01})  # prunes any score
+    trial = study.ask()
+    run_dir = tmp_path / "run"
+    result = train_py("trainer.epochs=3", "data.subset=2000", "data.val_size=1000", "device=cpu",
+                      "trial.study_name=s", f"trial.storage={journal}", f"trial.trial_id={trial._trial_id}",
+                      f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr
+    metrics = strict_json(run_dir / "metrics.json")
+    history = pd.read_csv(run_dir / "history.csv")
+    assert (metrics["status"], metrics["reason"]) == ("pruned", "pruned after epoch 1")
+    assert (metrics["epochs"], metrics["epochs_planned"], len(history)) == (1, 3, 1)
+    assert metrics["val"] == {k: history[f"val.{k}"][0] for k in METRIC_KEYS}  # the epoch it was pruned at
+    assert metrics["test"] is None and metrics["fit"] is None and metrics["confusion"] is None
+    assert not any((run_dir / name).exists() for name in ("model.pt", "confusion.png", "reconstructions.png"))
+    assert study.trials[0].intermediate_values == {1: metrics["val"]["mapped_acc"]}
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="mallopt is glibc's")
 def test_mmap_threshold_is_accepted_by_glibc():
     from aesweep.train import set_mmap_threshold

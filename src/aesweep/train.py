@@ -406,7 +406,11 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
 
     result = {"status": status, "reason": reason, "val": None, "test": None, "fit": None,
               "confusion": None, "mapping": None}
-    if status != "diverged":
+    if status == "pruned":
+        # Nobody selects or reports a pruned trial: its last validation scores say why it stopped, and
+        # skipping the refit, test scoring, pictures and weights is part of what pruning saves.
+        result["val"] = {k.removeprefix("val."): v for k, v in history[-1].items() if k.startswith("val.")}
+    elif status == "completed":
         fit = scorer.fit(model, with_recon=True)
         val, _ = scorer.score(model, splits.val)
         test, test_confusion = scorer.score(model, splits.test)
