@@ -220,6 +220,46 @@ def test_pruning_comparison_reports_the_speedup_to_target(tmp_path, capsys):
     assert table["speedup_to_target"].tolist() == [2.5, 1.0]
 
 
+def test_pairs_of_sweeps_and_several_targets_give_a_row_each_and_a_median_per_target(tmp_path, capsys):
+    sweeps = {}
+    for name, rows in {
+        "on0": [(0, "PRUNED", 0.3, 20.0), (1, "COMPLETE", 0.85, 100.0), (2, "COMPLETE", 0.95, 100.0)],
+        "off0": [(0, "COMPLETE", 0.3, 100.0), (1, "COMPLETE", 0.85, 100.0), (2, "COMPLETE", 0.7, 100.0)],
+        "on1": [(0, "COMPLETE", 0.81, 100.0)],
+        "off1": [(0, "COMPLETE", 0.6, 100.0), (1, "COMPLETE", 0.5, 100.0), (2, "COMPLETE", 0.82, 100.0),
+                 (3, "COMPLETE", 0.91, 100.0)],
+    }.items():
+        (tmp_path / name).mkdir()
+        trials_table(rows).to_csv(tmp_path / name / "trials.csv", index=False)
+        sweeps[name] = str(tmp_path / name)
+
+    assert bench.main(["pruning", sweeps["on0"], sweeps["off0"], sweeps["on1"], sweeps["off1"],
+                       "--target", "0.8,0.9", "--out", str(tmp_path / "pruning.csv")]) == 0
+
+    table = pd.read_csv(tmp_path / "pruning.csv")
+    pruned = table[table["sweep"] == "with pruner"].set_index(["pair", "target"])
+    assert [pruned.loc[key, "trial_seconds_to_target"] for key in [(1, 0.8), (1, 0.9), (2, 0.8)]] == [120, 220, 100]
+    assert pruned.loc[(1, 0.8), "speedup_to_target"] == 1.67  # 200 / 120 trial-seconds, to 3 digits
+    assert math.isnan(pruned.loc[(1, 0.9), "speedup_to_target"])  # the unpruned sweep never reached 0.9
+    assert pruned.loc[(2, 0.8), "speedup_to_target"] == 3.0
+    assert math.isnan(pruned.loc[(2, 0.9), "trial_seconds_to_target"])
+    markdown = (tmp_path / "pruning.md").read_text()
+    assert "target 0.8: median speed-up 2.33x over the 2 of 2 pairs where both sweeps reached it" in markdown
+    assert "target 0.9: median speed-up - over the 0 of 2 pairs" in markdown
+    assert "not reached: 1 with the pruner, 1 without" in markdown
+    assert "trial-seconds of all pairs: 320 with the pruner, 700 without" in markdown
+
+
+def test_an_odd_number_of_sweeps_is_refused_in_one_line(tmp_path, capsys):
+    assert bench.main(["pruning", str(tmp_path), str(tmp_path), str(tmp_path), "--target", "0.6"]) == 2
+    assert "give sweep directories in pairs WITH WITHOUT (got 3" in capsys.readouterr().err
+
+
+def test_a_target_that_is_not_a_number_is_refused(tmp_path, capsys):
+    assert bench.main(["pruning", str(tmp_path), str(tmp_path), "--target", "0.8,high"]) == 2
+    assert "'0.8,high' is not a number" in capsys.readouterr().err
+
+
 def test_never_reaching_the_target_leaves_the_time_empty():
     table = trials_table([(0, "COMPLETE", 0.4, 100.0)])
 

@@ -133,6 +133,17 @@ def test_pruning_stops_a_bad_trial_after_its_first_epoch(tmp_path):
     assert list(pruned.intermediate_values) == [1]
 
 
+def test_a_pruner_from_the_sweep_file_is_replaced_by_clearing_it_first(tmp_path):
+    from aesweep.pruning import PRUNER_ATTR
+
+    median = "hydra.sweeper.pruner={_target_:optuna.pruners.MedianPruner,n_startup_trials:5}"  # as a sweep file sets it
+    threshold = "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.5}"
+    result = sweep(tmp_path, median, "hydra.sweeper.pruner=null", threshold, "hydra.sweeper.n_trials=1", "epochs=1",
+                   f"hydra.sweep.dir={tmp_path / 's'}")
+    assert result.returncode == 0, result.stderr
+    assert load(tmp_path).user_attrs[PRUNER_ATTR] == {"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.5}
+
+
 def test_a_raising_and_a_diverging_trial_end_fail_while_the_sweep_completes(tmp_path):
     result = sweep(
         tmp_path,

@@ -5,7 +5,7 @@
     aesweep bench --model conv --override model.channels=[32,64,128] --batch-size 256
     aesweep bench trials --concurrency 1,4         # trials/hour: N train.py processes at once vs one at a time
     aesweep bench memory --device cpu              # peak resident memory of one real train.py run
-    aesweep bench pruning WITH_DIR WITHOUT_DIR --target 0.6   # time to a target val.mapped_acc, two sweeps
+    aesweep bench pruning WITH_DIR WITHOUT_DIR --target 0.8,0.9   # time to target val.mapped_acc, pruner on/off
 
 Speed (the default subcommand). Every mode runs in a fresh Python process, so each gets a clean thread
 pool, a clean compile state and its own peak resident memory. A mode is a list of Hydra overrides on
@@ -480,7 +480,8 @@ def speed_table(rows: list[dict]) -> pd.DataFrame:
 SIGNIFICANT = {"images_per_s": 4, "s_per_epoch": 3, "vs_seed": 3, "gflop_per_step": 4, "tflop_per_epoch": 4,
                "matmul_gflop_per_s": 3, "floor_s_per_epoch": 3, "achieved": 2, "peak_rss_mb": 4, "mean_loss": 5,
                "loss_vs_eager": 2, "wall_s": 3, "mean_trial_s": 3, "trials_per_hour": 4, "vs_one_at_a_time": 3,
-               "mean_val_mapped_acc": 4, "peak_rss_mb_per_trial": 4, "seconds": 3}
+               "mean_val_mapped_acc": 4, "peak_rss_mb_per_trial": 4, "seconds": 3, "speedup_to_target": 3,
+               "trial_seconds_total": 4, "trial_seconds_to_target": 4}
 
 
 def rounded(table: pd.DataFrame) -> pd.DataFrame:
@@ -696,14 +697,24 @@ def time_to_target(trials_table: pd.DataFrame, target: float, metric: str) -> di
 
 
 def pruning(args: argparse.Namespace) -> int:
+    if len(args.sweeps) % 2:
+        raise BenchError(f"give sweep directories in pairs WITH WITHOUT (got {len(args.sweeps)}: "
+                         f"{' '.join(args.sweeps)})")
+    pairs = list(zip(args.sweeps[::2], args.sweeps[1::2]))
+    tables = {source: read_trials(Path(source)) for source in args.sweeps}
     rows = []
-    for label, source in (("with pruner", args.with_pruner), ("without pruner", args.without_pruner)):
-        rows.append({"sweep": label, "source": source,
-                     **time_to_target(read_trials(Path(source)), args.target, args.metric)})
+    for pair, (with_pruner, without) in enumerate(pairs, start=1):
+        for target in args.target:
+            reached = {source: time_to_target(tables[source], target, args.metric) for source in (with_pruner, without)}
+            unpruned_seconds = reached[without]["trial_seconds_to_target"]
+            for label, source in (("with pruner", with_pruner), ("without pruner", without)):
+                rows.append({"pair": pair, "target": target, "sweep": label, "source": source, **reached[source],
+                             "speedup_to_target": unpruned_seconds / reached[source]["trial_seconds_to_target"]})
     table = pd.DataFrame(rows)
-    table["speedup_to_target"] = table["trial_seconds_to_target"].iloc[1] / table["trial_seconds_to_target"]
-    notes = [f"target: {args.metric} >= {args.target:g} in a COMPLETE trial; trial-seconds = the trials' own "
-             "seconds summed in trial-number order (the wall time of a sweep run one trial at a time)"]
+    notes = [f"target: {args.metric} >= the target in a COMPLETE trial; trial-seconds = the trials' own seconds "
+             "summed in trial-number order (the wall time of a sweep run one trial at a time); "
+             "speedup_to_target = the unpruned sweep's trial-seconds to the target / this sweep's (empty: not reached)"]
+    notes += pruning_summary(table) if len(pairs) > 1 else []
     if args.out:
         write_table(rounded(table), notes, Path(args.out), "aesweep bench pruning")
     else:
@@ -713,7 +724,33 @@ def pruning(args: argparse.Namespace) -> int:
     return 0
 
 
+def pruning_summary(table: pd.DataFrame) -> list[str]:
+    """One line per target over the pairs (e.g. sampler seeds): median speed-up, and pairs that missed it."""
+    lines = []
+    pruned_rows = table[table["sweep"] == "with pruner"]
+    for target, rows in pruned_rows.groupby("target", sort=False):
+        both = rows["speedup_to_target"].dropna()
+        with_missed = int(rows["trial_seconds_to_target"].isna().sum())
+        without = table[(table["sweep"] == "without pruner") & (table["target"] == target)]
+        without_missed = int(without["trial_seconds_to_target"].isna().sum())
+        median = f"{both.median():.3g}x" if len(both) else "-"
+        lines.append(f"target {target:g}: median speed-up {median} over the {len(both)} of {len(rows)} pairs where "
+                     f"both sweeps reached it (values {', '.join(f'{v:.3g}' for v in both)}); not reached: "
+                     f"{with_missed} with the pruner, {without_missed} without")
+    totals = table.drop_duplicates("source").groupby("sweep")["trial_seconds_total"].sum()
+    lines.append(f"trial-seconds of all pairs: {totals.get('with pruner', math.nan):.0f} with the pruner, "
+                 f"{totals.get('without pruner', math.nan):.0f} without")
+    return lines
+
+
 # --------------------------------------------------------------------------------------------- CLI
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or comma-separated numbers") from None
 
 
 def _int_list(text: str) -> list[int]:
@@ -777,10 +814,12 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
 
     pruning_parser = OneLineParser(prog="aesweep bench pruning",
                                    description="Time to a target metric: the same sweep with and without the pruner.")
-    pruning_parser.add_argument("with_pruner", metavar="WITH", help="sweep directory (or its trials.csv), pruner on")
-    pruning_parser.add_argument("without_pruner", metavar="WITHOUT",
-                                help="the same sweep run with hydra.sweeper.pruner=null")
-    pruning_parser.add_argument("--target", type=float, required=True, help="the metric value to reach")
+    pruning_parser.add_argument("sweeps", nargs="+", metavar="WITH WITHOUT",
+                                help="sweep directories (or their trials.csv) in pairs: the sweep with its pruner, "
+                                     "then the same sweep run with hydra.sweeper.pruner=null; more pairs (e.g. "
+                                     "other sampler seeds) add rows and a median")
+    pruning_parser.add_argument("--target", type=_float_list, required=True,
+                                help="the metric value(s) to reach, comma-separated (e.g. 0.8,0.9)")
     pruning_parser.add_argument("--metric", default="val.mapped_acc", help="trials.csv column (default val.mapped_acc)")
     pruning_parser.add_argument("--out", metavar="CSV", help="also write the table there (.csv and .md)")
     return {"speed": speed_parser, "trials": trials_parser, "memory": memory_parser, "pruning": pruning_parser}

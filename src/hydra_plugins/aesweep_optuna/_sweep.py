@@ -264,14 +264,14 @@ class OptunaSweep:
             raise ConfigError("hydra.sweeper.sampler", target, one_line(error.__cause__ or error)) from None
 
     def _reseed(self, plan: Plan, trial: optuna.Trial) -> None:
-        """With a configured seed, sample trial k from a sampler seeded with seed + k.
+        """With a configured seed, sample trial k from a sampler seeded with ``trial_seed(seed, k)``.
 
         A sequential sweep stays reproducible, while a resumed sweep or a second worker does not
         replay the first trials' random draws (which would repeat their parameters).
         """
         seed = (self.sampler_cfg or {}).get("seed")
         if seed is not None:
-            plan.study.sampler = self._sampler(plan.space, int(seed) + trial.number)
+            plan.study.sampler = self._sampler(plan.space, trial_seed(int(seed), trial.number))
 
     def _pruner(self) -> optuna.pruners.BasePruner:
         target = (self.pruner_cfg or {}).get("_target_")
@@ -603,6 +603,17 @@ def _check_can_create(folder: Path, key: str) -> None:
         raise ConfigError(key, str(folder), f"a folder that can be created, but {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(key, str(folder), f"a folder that can be created, but {existing} is not writable")
+
+
+# Sampler seed s owns the block of per-trial seeds [s * stride, (s + 1) * stride): sweeps with seeds 0, 1, 2
+# draw unrelated sequences (with seed + k, seed 1's trial k would repeat seed 0's trial k + 1), and seed 0
+# keeps the sequence 0, 1, 2, ... that the shipped sweeps' reference results were measured with.
+TRIAL_SEED_STRIDE = 1_000_003
+
+
+def trial_seed(seed: int, trial_number: int) -> int:
+    """The seed of the sampler that proposes trial `trial_number` of a sweep seeded with `seed`."""
+    return (seed * TRIAL_SEED_STRIDE + trial_number) % 2**32
 
 
 def _read_metrics(path: Path) -> tuple[dict[str, Any] | None, str]:
