@@ -1,20 +1,32 @@
 # Prepared for the next GPU session (not yet run on a GPU): does pruning pay on the H100?
-#   bash outputs/reference/h100/pruning.sh     (from the repository root; about 6 minutes on an H100)
-# The headline sweep twice at once on one GPU, same sampler seed and trial budget: study prune-on
-# (MedianPruner from sweeps/full.yaml) and prune-off (hydra.sweeper.pruner=null), 4 workers each, so
-# both see the same contention; then trial-seconds to a target for each (aesweep bench pruning).
+#   bash outputs/reference/h100/pruning.sh     (from the repository root; about 6-7 minutes on an H100)
+# The headline sweep (sweep=full: all 55,000 images, 20 epochs a trial) in three arms at once on one GPU,
+# same sampler seed and trial budget, WORKERS workers each (so every arm sees the same contention):
+#   off     hydra.sweeper.pruner=null
+#   median  the sweep file's MedianPruner (8 start-up trials, never before epoch 5)
+#   sha     SuccessiveHalvingPruner(min_resource=5, reduction_factor=3): keeps the top third at epoch 5 and
+#           the top ninth at epoch 15 (first rung at 5, like the median pruner's warm-up: trials with
+#           loss.warmup_epochs=2 start slowly, and on the CPU an epoch-1 rung cut the eventual best trial)
+# then trial-seconds to each target for each pruner against off (aesweep bench pruning).
+# The 2-core CPU comparison (sweep=default, 5-epoch trials): README, "Pruning that pays".
 [ -n "$DRY_RUN" ] || source outputs/reference/h100/setup.sh || exit 1  # DRY_RUN=1: this machine, CPU
-OUT=${OUT:-$PWD/h100-results}; LOGS=/tmp/pruning-logs; mkdir -p $OUT $LOGS; TRIALS=${TRIALS:-24}; PIDS=()
-for study in prune-on prune-off; do
-  extra=""; [ $study = prune-off ] && extra="hydra.sweeper.pruner=null"
-  for i in 1 2 3 4; do
-    timeout ${LIMIT_S:-420} python3 train.py -m sweep=full hydra.sweeper.study_name=$study \
-      hydra.sweep.dir=outputs/sweeps/full/$study hydra.sweeper.n_trials=$TRIALS hydra.sweeper.timeout=null \
-      trainer.threads=2 $extra $EXTRA > $LOGS/$study-worker$i.log 2>&1 &
+OUT=${OUT:-$PWD/h100-results}; LOGS=/tmp/pruning-logs; mkdir -p $OUT $LOGS; PIDS=()
+TRIALS=${TRIALS:-18}; WORKERS=${WORKERS:-3}; ARMS=${ARMS:-off median sha}
+PROCESSES=$(( WORKERS * $(echo $ARMS | wc -w) )); THREADS=$(( $(nproc) / PROCESSES )); [ $THREADS -ge 1 ] || THREADS=1
+SHA='hydra.sweeper.pruner={_target_:optuna.pruners.SuccessiveHalvingPruner,min_resource:5,reduction_factor:3}'
+for arm in $ARMS; do
+  pruner=(); [ $arm = off ] && pruner=(hydra.sweeper.pruner=null); [ $arm = sha ] && pruner=(hydra.sweeper.pruner=null "$SHA")
+  for i in $(seq $WORKERS); do
+    timeout ${LIMIT_S:-420} python3 train.py -m sweep=full hydra.sweeper.study_name=prune-$arm \
+      hydra.sweep.dir=outputs/sweeps/full/prune-$arm hydra.sweeper.n_trials=$TRIALS hydra.sweeper.timeout=null \
+      trainer.threads=$THREADS \
+      "${pruner[@]}" $EXTRA > $LOGS/$arm-worker$i.log 2>&1 &
     PIDS+=($!)
   done
 done
 wait "${PIDS[@]}"; tar czf $OUT/logs.tgz -C $LOGS .  # the device returns at most 8 files
-for study in prune-on prune-off; do cp outputs/sweeps/full/$study/trials.csv $OUT/$study-trials.csv; done
-python3 -m aesweep bench pruning outputs/sweeps/full/prune-on outputs/sweeps/full/prune-off \
-  --target ${TARGET:-0.97} --out $OUT/pruning.csv
+for arm in $ARMS; do cp outputs/sweeps/full/prune-$arm/trials.csv $OUT/prune-$arm-trials.csv; done
+for arm in median sha; do
+  python3 -m aesweep bench pruning outputs/sweeps/full/prune-$arm outputs/sweeps/full/prune-off \
+    --target ${TARGET:-0.9,0.95,0.97} --out $OUT/pruning-$arm.csv | tail -n 4
+done
