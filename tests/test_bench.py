@@ -218,6 +218,8 @@ def test_pruning_comparison_reports_the_speedup_to_target(tmp_path, capsys):
     table = pd.read_csv(tmp_path / "pruning.csv")
     assert table["trial_seconds_to_target"].tolist() == [120.0, 300.0]
     assert table["speedup_to_target"].tolist() == [2.5, 1.0]
+    # in the pruned sweep's 120 trial-seconds the unpruned one completed only trial 0
+    assert table["best_within_pruned_total"].tolist() == [0.61, 0.3]
 
 
 def test_pairs_of_sweeps_and_several_targets_give_a_row_each_and_a_median_per_target(tmp_path, capsys):

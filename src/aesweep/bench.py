@@ -696,6 +696,13 @@ def time_to_target(trials_table: pd.DataFrame, target: float, metric: str) -> di
     }
 
 
+def best_within(trials_table: pd.DataFrame, seconds: float, metric: str) -> float:
+    """Best `metric` of the COMPLETE trials that finished within `seconds` of trial time (trial-number order)."""
+    table = trials_table.sort_values("number")
+    finished_in_time = table["seconds"].fillna(0).cumsum() <= seconds * (1 + 1e-9)
+    return table.loc[finished_in_time & (table["state"] == "COMPLETE"), metric].max()
+
+
 def pruning(args: argparse.Namespace) -> int:
     if len(args.sweeps) % 2:
         raise BenchError(f"give sweep directories in pairs WITH WITHOUT (got {len(args.sweeps)}: "
@@ -707,13 +714,17 @@ def pruning(args: argparse.Namespace) -> int:
         for target in args.target:
             reached = {source: time_to_target(tables[source], target, args.metric) for source in (with_pruner, without)}
             unpruned_seconds = reached[without]["trial_seconds_to_target"]
+            pruned_budget = reached[with_pruner]["trial_seconds_total"]
             for label, source in (("with pruner", with_pruner), ("without pruner", without)):
                 rows.append({"pair": pair, "target": target, "sweep": label, "source": source, **reached[source],
-                             "speedup_to_target": unpruned_seconds / reached[source]["trial_seconds_to_target"]})
+                             "speedup_to_target": unpruned_seconds / reached[source]["trial_seconds_to_target"],
+                             "best_within_pruned_total": best_within(tables[source], pruned_budget, args.metric)})
     table = pd.DataFrame(rows)
     notes = [f"target: {args.metric} >= the target in a COMPLETE trial; trial-seconds = the trials' own seconds "
              "summed in trial-number order (the wall time of a sweep run one trial at a time); "
-             "speedup_to_target = the unpruned sweep's trial-seconds to the target / this sweep's (empty: not reached)"]
+             "speedup_to_target = the unpruned sweep's trial-seconds to the target / this sweep's (empty: not reached); "
+             "best_within_pruned_total = the best COMPLETE value found within the pruned sweep's total trial-seconds "
+             "(the same time budget for both)"]
     notes += pruning_summary(table) if len(pairs) > 1 else []
     if args.out:
         write_table(rounded(table), notes, Path(args.out), "aesweep bench pruning")
