@@ -1,5 +1,6 @@
 # Prepared for the next GPU session (not yet run on a GPU): does pruning pay on the H100?
-#   bash outputs/reference/h100/pruning.sh     (from the repository root; about 6-7 minutes on an H100)
+#   bash outputs/reference/h100/pruning.sh     (from the repository root; about 6-8 minutes on an H100:
+#   session 2 did ~2 full-data epochs a second with 8 workers; the three arms here are ~630 epochs)
 # The headline sweep (sweep=full: all 55,000 images, 20 epochs a trial) in three arms at once on one GPU,
 # same sampler seed and trial budget, WORKERS workers each (so every arm sees the same contention):
 #   off     hydra.sweeper.pruner=null
@@ -11,13 +12,13 @@
 # The 2-core CPU comparison (sweep=default, 5-epoch trials): README, "Pruning that pays".
 [ -n "$DRY_RUN" ] || source outputs/reference/h100/setup.sh || exit 1  # DRY_RUN=1: this machine, CPU
 OUT=${OUT:-$PWD/h100-results}; LOGS=/tmp/pruning-logs; mkdir -p $OUT $LOGS; PIDS=()
-TRIALS=${TRIALS:-18}; WORKERS=${WORKERS:-3}; ARMS=${ARMS:-off median sha}
+TRIALS=${TRIALS:-15}; WORKERS=${WORKERS:-3}; ARMS=${ARMS:-off median sha}
 PROCESSES=$(( WORKERS * $(echo $ARMS | wc -w) )); THREADS=$(( $(nproc) / PROCESSES )); [ $THREADS -ge 1 ] || THREADS=1
 SHA='hydra.sweeper.pruner={_target_:optuna.pruners.SuccessiveHalvingPruner,min_resource:5,reduction_factor:3}'
 for arm in $ARMS; do
   pruner=(); [ $arm = off ] && pruner=(hydra.sweeper.pruner=null); [ $arm = sha ] && pruner=(hydra.sweeper.pruner=null "$SHA")
   for i in $(seq $WORKERS); do
-    timeout ${LIMIT_S:-420} python3 train.py -m sweep=full hydra.sweeper.study_name=prune-$arm \
+    timeout ${LIMIT_S:-480} python3 train.py -m sweep=full hydra.sweeper.study_name=prune-$arm \
       hydra.sweep.dir=outputs/sweeps/full/prune-$arm hydra.sweeper.n_trials=$TRIALS hydra.sweeper.timeout=null \
       trainer.threads=$THREADS \
       "${pruner[@]}" $EXTRA > $LOGS/$arm-worker$i.log 2>&1 &
