@@ -680,11 +680,8 @@ def time_to_target(trials_table: pd.DataFrame, target: float, metric: str) -> di
     Trial-seconds are the sum of each trial's own `seconds`: the wall time of a sweep that runs one
     trial at a time, the device time of one that runs several at once.
     """
-    for column in ("number", "state", "seconds", metric):
-        if column not in trials_table:
-            raise BenchError(f"trials.csv has no column {column!r} (columns: {', '.join(trials_table.columns)})")
-    table = trials_table.sort_values("number")
-    spent = table["seconds"].fillna(0).cumsum()
+    require_columns(trials_table, metric)
+    table, spent = in_trial_order(trials_table)
     complete = table["state"] == "COMPLETE"
     reached = complete & (table[metric] >= target)
     first = reached.idxmax() if reached.any() else None
@@ -696,11 +693,22 @@ def time_to_target(trials_table: pd.DataFrame, target: float, metric: str) -> di
     }
 
 
+def require_columns(trials_table: pd.DataFrame, metric: str) -> None:
+    for column in ("number", "state", "seconds", metric):
+        if column not in trials_table:
+            raise BenchError(f"trials.csv has no column {column!r} (columns: {', '.join(trials_table.columns)})")
+
+
+def in_trial_order(trials_table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The trials by number, and the trial-seconds spent once each has finished."""
+    table = trials_table.sort_values("number")
+    return table, table["seconds"].fillna(0).cumsum()
+
+
 def best_within(trials_table: pd.DataFrame, seconds: float, metric: str) -> float:
     """Best `metric` of the COMPLETE trials that finished within `seconds` of trial time (trial-number order)."""
-    table = trials_table.sort_values("number")
-    finished_in_time = table["seconds"].fillna(0).cumsum() <= seconds * (1 + 1e-9)
-    return table.loc[finished_in_time & (table["state"] == "COMPLETE"), metric].max()
+    table, spent = in_trial_order(trials_table)
+    return table.loc[(spent <= seconds) & (table["state"] == "COMPLETE"), metric].max()
 
 
 def pruning(args: argparse.Namespace) -> int:
@@ -709,16 +717,21 @@ def pruning(args: argparse.Namespace) -> int:
                          f"{' '.join(args.sweeps)})")
     pairs = list(zip(args.sweeps[::2], args.sweeps[1::2]))
     tables = {source: read_trials(Path(source)) for source in args.sweeps}
+    for table in tables.values():
+        require_columns(table, args.metric)
     rows = []
     for pair, (with_pruner, without) in enumerate(pairs, start=1):
+        # the same time for both sweeps; the same cumulative sum as each trial's, so the last trial counts
+        pruned_budget = float(in_trial_order(tables[with_pruner])[1].iloc[-1])
+        best_in_budget = {source: best_within(tables[source], pruned_budget, args.metric)
+                          for source in (with_pruner, without)}
         for target in args.target:
             reached = {source: time_to_target(tables[source], target, args.metric) for source in (with_pruner, without)}
             unpruned_seconds = reached[without]["trial_seconds_to_target"]
-            pruned_budget = reached[with_pruner]["trial_seconds_total"]
             for label, source in (("with pruner", with_pruner), ("without pruner", without)):
                 rows.append({"pair": pair, "target": target, "sweep": label, "source": source, **reached[source],
                              "speedup_to_target": unpruned_seconds / reached[source]["trial_seconds_to_target"],
-                             "best_within_pruned_total": best_within(tables[source], pruned_budget, args.metric)})
+                             "best_within_pruned_total": best_in_budget[source]})
     table = pd.DataFrame(rows)
     notes = [f"target: {args.metric} >= the target in a COMPLETE trial; trial-seconds = the trials' own seconds "
              "summed in trial-number order (the wall time of a sweep run one trial at a time); "
