@@ -120,10 +120,20 @@ def test_larger_batches_scale_the_learning_rate_linearly():
     assert modes["batch=1024"].overrides[-2:] == ["trainer.batch_size=1024", "optimizer.lr=0.08"]
 
 
-def test_every_project_mode_but_default_starts_from_all_switches_off():
-    for mode in bench.speed_modes("cpu", 128, 0.01, cpu_count=2):
-        if mode.loop == "project" and mode.name != "default":
+@pytest.mark.parametrize("device_type", ["cpu", "cuda"])
+def test_every_project_mode_starts_from_all_switches_off_or_from_the_default(device_type):
+    for mode in bench.speed_modes(device_type, 128, 0.01, cpu_count=2):
+        if mode.loop == "project" and not mode.name.startswith("default"):
             assert mode.overrides[: len(bench.SPEED_SWITCHES_OFF)] == bench.SPEED_SWITCHES_OFF
+
+
+def test_gpu_modes_on_top_of_the_default_change_one_thing_inside_the_graph():
+    modes = {m.name: m for m in bench.speed_modes("cuda", 128, 0.01, cpu_count=16)}
+
+    assert modes["default+channels_last"].overrides == ["trainer.channels_last=true"]
+    assert modes["default+compile"].overrides == ["trainer.compile=true", "trainer.compile_mode=default"]
+    assert modes["default+compile-autotune"].overrides[-1] == "trainer.compile_mode=max-autotune-no-cudagraphs"
+    assert not modes["default+compile"].quick  # a cold compile is tens of seconds
 
 
 def test_unknown_mode_is_a_one_line_error_naming_the_known_ones(capsys):

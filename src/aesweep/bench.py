@@ -102,6 +102,11 @@ def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: in
             Mode("cuda_graph+amp", "project", eager + ["trainer.cuda_graph=true", "trainer.amp=true"]),
             Mode("compile+amp", "project", eager + ["trainer.compile=true", "trainer.compile_mode=reduce-overhead",
                                                     "trainer.amp=true"], quick=False),
+            # on top of the default (whole-step graph + cuDNN benchmark): what is left inside the graph
+            Mode("default+channels_last", "project", ["trainer.channels_last=true"]),
+            Mode("default+compile", "project", ["trainer.compile=true", "trainer.compile_mode=default"], quick=False),
+            Mode("default+compile-autotune", "project",
+                 ["trainer.compile=true", "trainer.compile_mode=max-autotune-no-cudagraphs"], quick=False),
         ]
     else:
         counts = sorted({1, cpu_count, *(n for n in (2, 4, 8) if n < cpu_count)})

@@ -124,7 +124,7 @@ RULES: dict[str, Rule] = {
     "trainer.epochs": integer(1),
     "trainer.batch_size": integer(1),
     "trainer.compile": boolean(),
-    "trainer.compile_mode": choice("default", "reduce-overhead", "max-autotune"),
+    "trainer.compile_mode": choice("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
     "trainer.cuda_graph": choice("auto", True, False),
     "trainer.cudnn_benchmark": choice("auto", True, False),
     "trainer.amp": choice("auto", True, False),

@@ -210,12 +210,18 @@ def amp_enabled(cfg: DictConfig, device: torch.device) -> bool:
 TENSOR_LR_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
 
 
+# torch.compile modes that capture CUDA graphs themselves; a graph cannot be captured inside our own.
+# The others (default, max-autotune-no-cudagraphs) produce fused kernels that the whole-step graph replays.
+COMPILE_MODES_WITH_OWN_GRAPHS = ("reduce-overhead", "max-autotune")
+
+
 def cuda_graph_blocker(cfg: DictConfig, optimizer: torch.optim.Optimizer, device: torch.device) -> str | None:
     """Why the training step cannot be captured as a CUDA graph here, or None if it can."""
     if device.type != "cuda":
         return f"device is {device.type}: CUDA graphs need device=cuda"
-    if cfg.trainer.compile:
-        return "trainer.compile=true (use compile_mode=reduce-overhead for torch.compile's own CUDA graphs)"
+    if cfg.trainer.compile and cfg.trainer.compile_mode in COMPILE_MODES_WITH_OWN_GRAPHS:
+        return (f"trainer.compile_mode={cfg.trainer.compile_mode} replays torch.compile's own CUDA graphs "
+                "(compile_mode=default or max-autotune-no-cudagraphs go inside the whole-step graph)")
     constant_lr = cfg.scheduler.name == "none" and not cfg.scheduler.warmup_epochs
     if not constant_lr and not isinstance(optimizer, TENSOR_LR_OPTIMIZERS):
         return (f"a per-step lr schedule with {type(optimizer).__name__} (only Adam and AdamW read their lr "

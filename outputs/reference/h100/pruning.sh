@@ -10,7 +10,7 @@
 #           loss.warmup_epochs=2 start slowly, and on the CPU an epoch-1 rung cut the eventual best trial)
 # then trial-seconds to each target for each pruner against off (aesweep bench pruning).
 # The 2-core CPU comparison (sweep=default, 5-epoch trials): README, "Pruning that pays".
-[ -n "$DRY_RUN" ] || source outputs/reference/h100/setup.sh || exit 1  # DRY_RUN=1: this machine, CPU
+[ -n "$DRY_RUN$SET_UP" ] || source outputs/reference/h100/setup.sh || exit 1  # DRY_RUN=1: this machine, CPU; SET_UP=1: setup.sh already sourced
 OUT=${OUT:-$PWD/h100-results}; LOGS=/tmp/pruning-logs; mkdir -p $OUT $LOGS; PIDS=()
 TRIALS=${TRIALS:-15}; WORKERS=${WORKERS:-3}; ARMS=${ARMS:-off median sha}
 PROCESSES=$(( WORKERS * $(echo $ARMS | wc -w) )); THREADS=$(( $(nproc) / PROCESSES )); [ $THREADS -ge 1 ] || THREADS=1
