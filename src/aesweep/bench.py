@@ -104,6 +104,8 @@ def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: in
                                                     "trainer.amp=true"], quick=False),
             # on top of the default (whole-step graph + cuDNN benchmark): what is left inside the graph
             Mode("default+channels_last", "project", ["trainer.channels_last=true"]),
+            Mode("default+tf32", "project", ["trainer.matmul_precision=high"]),
+            Mode("default+fused", "project", ["optimizer.fused=true"]),
             Mode("default+compile", "project", ["trainer.compile=true", "trainer.compile_mode=default"], quick=False),
             Mode("default+compile-autotune", "project",
                  ["trainer.compile=true", "trainer.compile_mode=max-autotune-no-cudagraphs"], quick=False),

@@ -65,7 +65,7 @@ def choice(*options: object) -> Rule:
     def same(value: object, option: object) -> bool:  # 1 == True in Python; not here
         return value == option and isinstance(value, bool) == isinstance(option, bool)
 
-    shown = (str(o).lower() if isinstance(o, bool) else str(o) for o in options)  # as typed: true, false
+    shown = ("null" if o is None else str(o).lower() if isinstance(o, bool) else str(o) for o in options)  # as typed
     return Rule(lambda v: any(same(v, o) for o in options), "one of: " + ", ".join(shown))
 
 
@@ -106,6 +106,7 @@ RULES: dict[str, Rule] = {
     "optimizer.momentum": number(0, 1, high_open=True),
     "optimizer.weight_decay": number(0),
     "optimizer.alpha": number(0, 1, low_open=True, high_open=True),
+    "optimizer.fused": choice(None, True, False),
     "scheduler.name": choice("none", "cosine"),
     "scheduler.warmup_epochs": number(0),
     "scheduler.min_lr_ratio": number(0, 1),
@@ -129,6 +130,7 @@ RULES: dict[str, Rule] = {
     "trainer.cudnn_benchmark": choice("auto", True, False),
     "trainer.amp": choice("auto", True, False),
     "trainer.channels_last": choice("auto", True, False),
+    "trainer.matmul_precision": choice("highest", "high", "medium"),
     "trainer.threads": integer(1, nullable=True),
     "trainer.mmap_threshold_mb": number(0, low_open=True, nullable=True),
     "trainer.grad_clip": number(0, low_open=True, nullable=True),

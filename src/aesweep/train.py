@@ -53,7 +53,9 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt() parameter numbe
 
 
 def apply_process_settings(trainer_cfg) -> None:
-    """Process-wide settings a run needs before its first big allocation: torch threads, malloc threshold."""
+    """Process-wide settings a run needs before its first big allocation: torch threads, matmul precision,
+    malloc threshold."""
+    torch.set_float32_matmul_precision(trainer_cfg.matmul_precision)
     if trainer_cfg.threads:
         torch.set_num_threads(trainer_cfg.threads)
     if trainer_cfg.mmap_threshold_mb is not None:

@@ -1,17 +1,18 @@
 """Where one training step's time goes, kernel by kernel: the next look at the H100's 0.15 s/epoch target.
 
-    python3 outputs/reference/h100/profile_step.py [--device cuda] [--steps 200] [--variants A,B] [--profile]
+    python3 outputs/reference/h100/profile_step.py [--device cuda] [--steps 200] [--variants A,B] [--profile A]
                                                    [OVERRIDE ...]
 
 Builds the step exactly as a run does (`aesweep.train.build_training`: on CUDA the whole step is one
 captured CUDA graph) once per variant, in this one process, times `--steps` steps on one fixed batch,
-and prints ms per step and the 60,000-image epoch that implies. `--profile` then profiles the first
+and prints ms per step and the 60,000-image epoch that implies. `--profile NAME` then profiles that
 variant with torch.profiler and prints its ops sorted by device time (by CPU time on a CPU). Any Hydra
 override of the project config can follow, e.g. `trainer.batch_size=512 optimizer.lr=0.04`.
 
-Variants are override sets on top of the default, plus one experiment that is not a config key:
+Variants are override sets on top of the default, plus two experiments that are not config keys:
 `conv-gemm` swaps each convolution for an explicit im2col (unfold) + matrix product, with the same
-parameters: cuDNN's kernels for 1-10 channels may be latency-bound, where one GEMM per layer is not.
+parameters (cuDNN's kernels for 1-10 channels may be latency-bound, where one GEMM per layer is not),
+and `cudnn-all-algos` lets cuDNN's benchmark time every algorithm instead of its default 10.
 """
 
 from __future__ import annotations
@@ -29,13 +30,20 @@ from aesweep.data import load_splits
 from aesweep.train import apply_process_settings, build_training, channels_last
 
 WARMUP_STEPS = 10  # more than TrainingStep's eager warm-up plus the capture
+FAST = ["trainer.channels_last=true", "trainer.matmul_precision=high", "optimizer.fused=true"]
+COMPILE = ["trainer.compile=true", "trainer.compile_mode=default"]
 VARIANTS = {
     "default": [],
     "channels_last": ["trainer.channels_last=true"],
     "amp": ["trainer.amp=true"],
-    "compile": ["trainer.compile=true", "trainer.compile_mode=default"],
+    "tf32": ["trainer.matmul_precision=high"],
+    "fused": ["optimizer.fused=true"],
+    "cudnn-all-algos": [],  # cuDNN's benchmark tries every algorithm, not its default 10 (not a config key)
+    "compile": COMPILE,
     "conv-gemm": [],
-    "conv-gemm+compile": ["trainer.compile=true", "trainer.compile_mode=default"],
+    "fast": FAST,
+    "fast+compile": FAST + COMPILE,
+    "fast+autotune": FAST + ["trainer.compile=true", "trainer.compile_mode=max-autotune-no-cudagraphs"],
 }
 
 
@@ -85,6 +93,7 @@ def build(name: str, args):
     cfg, device = checked_config([f"device={args.device}", "trainer.progress=false", *VARIANTS[name],
                                   *args.overrides])
     apply_process_settings(cfg.trainer)
+    torch.backends.cudnn.benchmark_limit = 0 if name == "cudnn-all-algos" else 10  # 10: torch's default
     splits = load_splits(cfg.data, device)
     step = build_training(cfg, splits, device)
     if name.startswith("conv-gemm"):
@@ -105,11 +114,11 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--variants", default="default", help=f"comma-separated, of {', '.join(VARIANTS)}")
-    parser.add_argument("--profile", action="store_true", help="profile the first variant's steps")
+    parser.add_argument("--profile", metavar="VARIANT", help="profile this variant's steps")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
 
-    for index, name in enumerate(args.variants.split(",")):
+    for name in args.variants.split(","):
         try:
             cfg, device, step, x = build(name, args)
             step.start_epoch(0)
@@ -130,7 +139,7 @@ def main() -> None:
               f"{per_step * 1e3:.3f} ms per step = {per_step * 60_000 / cfg.trainer.batch_size:.3f} "
               f"s per 60,000-image epoch (unprofiled, {args.steps} steps; warm-up {warmup_s:.1f} s)", flush=True)
 
-        if args.profile and index == 0:
+        if args.profile == name:
             on_gpu = device.type == "cuda"
             activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
             with profile(activities=activities) as prof:
