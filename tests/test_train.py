@@ -291,13 +291,13 @@ def test_amp_true_on_a_cpu_without_native_bf16_is_refused_naming_the_key(monkeyp
                                   "it has no native bf16 (AVX512-BF16 or AMX)")
 
 
-def epoch_losses(amp: str, mnist_root) -> list[float]:
-    """Mean training loss of 3 epochs of the seed recipe on 1,024 images, with trainer.amp as given."""
+def epoch_losses(mnist_root, *overrides: str) -> list[float]:
+    """Mean training loss of 3 epochs of the seed recipe on 1,024 images, with the overrides given."""
     from aesweep.data import load_splits
     from aesweep.train import build_training, train_one_epoch
 
     cfg = compose_config("data.subset=1024", "data.val_size=1000", f"data.root={mnist_root}", "device=cpu",
-                         f"trainer.amp={amp}")
+                         *overrides)
     torch.manual_seed(0)
     splits = load_splits(cfg.data, torch.device("cpu"))
     step = build_training(cfg, splits, torch.device("cpu"))
@@ -308,8 +308,34 @@ def epoch_losses(amp: str, mnist_root) -> list[float]:
 
 @pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="needs a CPU with native bf16")
 def test_bf16_on_cpu_trains_like_float32(mnist_root):
-    float32, bf16 = epoch_losses("false", mnist_root), epoch_losses("true", mnist_root)
+    float32, bf16 = epoch_losses(mnist_root, "trainer.amp=false"), epoch_losses(mnist_root, "trainer.amp=true")
 
     assert bf16 != float32  # bf16 really ran: its rounding shows in the losses
     assert bf16 == pytest.approx(float32, rel=2e-3)
     assert bf16[-1] < bf16[0]
+
+
+# ------------------------------------------------- matmul precision and fused optimizers (GPU speed keys)
+
+
+def test_matmul_precision_is_set_for_the_whole_process():
+    from aesweep.train import apply_process_settings
+
+    before = torch.get_float32_matmul_precision()
+    try:
+        apply_process_settings(compose_config("trainer.matmul_precision=high").trainer)
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_fused_optimizer_trains_like_the_default_update(mnist_root, optimizer):
+    from aesweep.optim import build_optimizer
+
+    cfg = compose_config(f"optimizer={optimizer}", "optimizer.fused=true")
+    assert build_optimizer(cfg.optimizer, torch.nn.Linear(2, 2)).defaults["fused"] is True
+    same = ["trainer.amp=false", f"optimizer={optimizer}"]  # float32: only the update's kernels differ
+    fused, default = epoch_losses(mnist_root, *same, "optimizer.fused=true"), epoch_losses(mnist_root, *same)
+    assert fused == pytest.approx(default, rel=1e-5)
+    assert fused[-1] < fused[0]

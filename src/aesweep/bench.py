@@ -76,7 +76,8 @@ class Mode:
 
 
 SPEED_SWITCHES_OFF = ["trainer.compile=false", "trainer.cuda_graph=false", "trainer.cudnn_benchmark=false",
-                      "trainer.channels_last=false", "trainer.amp=false", "trainer.threads=null"]
+                      "trainer.channels_last=false", "trainer.amp=false", "trainer.matmul_precision=highest",
+                      "trainer.threads=null"]
 
 
 def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: int,

@@ -1,4 +1,4 @@
-"""Where one training step's time goes, kernel by kernel: the next look at the H100's 0.15 s/epoch target.
+"""Where one training step's time goes, kernel by kernel (toward the H100's 0.15 s/epoch target).
 
     python3 outputs/reference/h100/profile_step.py [--device cuda] [--steps 200] [--variants A,B] [--profile A]
                                                    [OVERRIDE ...]

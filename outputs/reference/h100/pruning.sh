@@ -1,6 +1,6 @@
-# Prepared for the next GPU session (not yet run on a GPU): does pruning pay on the H100?
-#   bash outputs/reference/h100/pruning.sh     (from the repository root; about 6-8 minutes on an H100:
-#   session 2 did ~2 full-data epochs a second with 8 workers; the three arms here are ~630 epochs)
+# Does pruning pay on the H100? Run in session 5 with TRIALS=12 (inside session5/run1.sh: 256 s there;
+# results in session5/pruning/, read in the top README's "Pruning that pays").
+#   bash outputs/reference/h100/pruning.sh     (from the repository root)
 # The headline sweep (sweep=full: all 55,000 images, 20 epochs a trial) in three arms at once on one GPU,
 # same sampler seed and trial budget, WORKERS workers each (so every arm sees the same contention):
 #   off     hydra.sweeper.pruner=null

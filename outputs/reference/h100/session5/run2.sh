@@ -1,6 +1,6 @@
-# Session 5's second command on a lent H100 (about 6 minutes), after session5.sh showed the default step
+# Session 5's second command on a lent H100 (313 s there), after run1.sh showed the default step
 # at 0.69 ms of GPU time (0.33 s/epoch) spread over ~36 cuDNN/cuBLAS/reduction kernels:
-#   bash outputs/reference/h100/session5b.sh   (from the repository root; everything in $OUT/results.tgz)
+#   bash outputs/reference/h100/session5/run2.sh   (from the repository root; everything in $OUT/results.tgz)
 # 1. profile_step.py: single switches (TF32 matmuls, fused optimizer, cuDNN trying every algorithm,
 #    compile inside the graph) and their combination, profiling the combination with compile;
 # 2. the bench's rows for the single switches, then default and default+compile with channels-last,

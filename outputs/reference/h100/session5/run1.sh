@@ -1,5 +1,5 @@
-# Session 5's one command on a lent H100 (about 9 minutes; BUDGET_S bounds it, default 565):
-#   bash outputs/reference/h100/session5.sh    (from the repository root; everything lands in $OUT/results.tgz)
+# Session 5's first command on a lent H100 (340 s there; BUDGET_S bounds it, default 565):
+#   bash outputs/reference/h100/session5/run1.sh   (from the repository root; everything lands in $OUT/results.tgz)
 # 1. profile_step.py: the default step (graphed) at batch 128 profiled kernel by kernel, and beside it in
 #    the same process channels-last, bf16 and convolutions as explicit im2col GEMMs (an experiment);
 # 2. the bench's rows for what might close 0.335 -> 0.15 s/epoch inside the whole-step graph
