@@ -1,7 +1,8 @@
 # Session 5's first command on a lent H100 (340 s there; BUDGET_S bounds it, default 565):
 #   bash outputs/reference/h100/session5/run1.sh   (from the repository root; everything lands in $OUT/results.tgz)
 # 1. profile_step.py: the default step (graphed) at batch 128 profiled kernel by kernel, and beside it in
-#    the same process channels-last, bf16 and convolutions as explicit im2col GEMMs (an experiment);
+#    the same process channels-last, bf16 and convolutions as explicit im2col GEMMs (an experiment;
+#    `--profile` was a flag for the first variant when this ran, hence `--profile default` now);
 # 2. the bench's rows for what might close 0.335 -> 0.15 s/epoch inside the whole-step graph
 #    (default+channels_last, default+compile), with eager as the loss reference;
 # 3. pruning.sh with the time left (12 trials per arm).
@@ -11,7 +12,7 @@ pack() { tar czf $OUT/results.tgz -C $RES .; }
 stamp() { echo "== ${SECONDS}s $*" | tee -a $RES/phases.txt; }
 
 stamp variants
-timeout 120 python3 outputs/reference/h100/profile_step.py --device $DEV --profile \
+timeout 120 python3 outputs/reference/h100/profile_step.py --device $DEV --profile default \
   --variants default,channels_last,amp,conv-gemm > $RES/profile-batch128.txt 2>&1
 grep -E "per step|failed|difference" $RES/profile-batch128.txt; pack
 
