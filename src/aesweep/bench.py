@@ -686,9 +686,8 @@ def time_to_target(trials_table: pd.DataFrame, target: float, metric: str) -> di
     """Trial-seconds spent (in trial-number order) until the first COMPLETE trial reached `target`.
 
     Trial-seconds are the sum of each trial's own `seconds`: the wall time of a sweep that runs one
-    trial at a time, the device time of one that runs several at once.
+    trial at a time, the device time of one that runs several at once. (Columns: see `require_columns`.)
     """
-    require_columns(trials_table, metric)
     table, spent = in_trial_order(trials_table)
     complete = table["state"] == "COMPLETE"
     reached = complete & (table[metric] >= target)
