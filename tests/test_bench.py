@@ -257,11 +257,33 @@ def test_pairs_of_sweeps_and_several_targets_give_a_row_each_and_a_median_per_ta
     assert math.isnan(pruned.loc[(1, 0.9), "speedup_to_target"])  # the unpruned sweep never reached 0.9
     assert pruned.loc[(2, 0.8), "speedup_to_target"] == 3.0
     assert math.isnan(pruned.loc[(2, 0.9), "trial_seconds_to_target"])
+    # a sweep that missed the target bounds the speed-up by its total: more than 300 / 220, at most 400 / 100
+    assert (pruned.loc[(1, 0.9), "speedup_at_least"], pruned.loc[(1, 0.9), "speedup_at_most"]) == (1.36, math.inf)
+    assert (pruned.loc[(2, 0.9), "speedup_at_least"], pruned.loc[(2, 0.9), "speedup_at_most"]) == (0.0, 4.0)
     markdown = (tmp_path / "pruning.md").read_text()
-    assert "target 0.8: median speed-up 2.33x over the 2 of 2 pairs where both sweeps reached it" in markdown
-    assert "target 0.9: median speed-up - over the 0 of 2 pairs" in markdown
-    assert "not reached: 1 with the pruner, 1 without" in markdown
+    assert "target 0.8: median speed-up 2.33x over the 2 of 2 pairs where a sweep reached it (1.67x, 3x)" in markdown
+    # median of the lower bounds (1.36, 0) and of the upper ones (inf, 4): at least 0.68x, no upper bound
+    assert "target 0.9: median speed-up >= 0.682x over the 2 of 2 pairs where a sweep reached it " \
+           "(>= 1.36x, <= 4x); not reached: 1 with the pruner, 1 without" in markdown
     assert "trial-seconds of all pairs: 320 with the pruner, 700 without" in markdown
+
+
+def test_the_median_speedup_counts_a_target_the_unpruned_sweep_never_reached_as_a_lower_bound(tmp_path):
+    sources = []
+    for name, rows in {
+        "on0": [(0, "COMPLETE", 0.9, 100.0)], "off0": [(0, "COMPLETE", 0.5, 100.0), (1, "COMPLETE", 0.9, 100.0)],
+        "on1": [(0, "COMPLETE", 0.9, 100.0)], "off1": [(0, "COMPLETE", 0.5, 100.0), (1, "COMPLETE", 0.5, 900.0)],
+        "on2": [(0, "COMPLETE", 0.9, 100.0)], "off2": [(0, "COMPLETE", 0.5, 100.0), (1, "COMPLETE", 0.5, 500.0)],
+        "on3": [(0, "COMPLETE", 0.5, 100.0)], "off3": [(0, "COMPLETE", 0.5, 100.0)],  # neither reaches 0.8
+    }.items():
+        trials_table(rows).to_csv(tmp_path / f"{name}.csv", index=False)
+        sources.append(str(tmp_path / f"{name}.csv"))
+
+    assert bench.main(["pruning", *sources, "--target", "0.8", "--out", str(tmp_path / "pruning.csv")]) == 0
+
+    # speed-ups 2x, > 10x, > 6x: the median is at least 6x, though only one pair gives an exact value
+    assert "target 0.8: median speed-up >= 6x over the 3 of 4 pairs where a sweep reached it (2x, >= 10x, >= 6x); " \
+           "not reached: 1 with the pruner, 3 without" in (tmp_path / "pruning.md").read_text()
 
 
 def test_an_odd_number_of_sweeps_is_refused_in_one_line(tmp_path, capsys):

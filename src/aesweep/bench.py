@@ -489,7 +489,7 @@ SIGNIFICANT = {"images_per_s": 4, "s_per_epoch": 3, "vs_seed": 3, "gflop_per_ste
                "matmul_gflop_per_s": 3, "floor_s_per_epoch": 3, "achieved": 2, "peak_rss_mb": 4, "mean_loss": 5,
                "loss_vs_eager": 2, "wall_s": 3, "mean_trial_s": 3, "trials_per_hour": 4, "vs_one_at_a_time": 3,
                "mean_val_mapped_acc": 4, "peak_rss_mb_per_trial": 4, "seconds": 3, "speedup_to_target": 3,
-               "trial_seconds_total": 4, "trial_seconds_to_target": 4}
+               "speedup_at_least": 3, "speedup_at_most": 3, "trial_seconds_total": 4, "trial_seconds_to_target": 4}
 
 
 def rounded(table: pd.DataFrame) -> pd.DataFrame:
@@ -735,14 +735,20 @@ def pruning(args: argparse.Namespace) -> int:
         for target in args.target:
             reached = {source: time_to_target(tables[source], target, args.metric) for source in (with_pruner, without)}
             unpruned_seconds = reached[without]["trial_seconds_to_target"]
+            bounds = speedup_bounds(reached[with_pruner], reached[without])
             for label, source in (("with pruner", with_pruner), ("without pruner", without)):
+                speedup = unpruned_seconds / reached[source]["trial_seconds_to_target"]
                 rows.append({"pair": pair, "target": target, "sweep": label, "source": source, **reached[source],
-                             "speedup_to_target": unpruned_seconds / reached[source]["trial_seconds_to_target"],
+                             "speedup_to_target": speedup,
+                             **(bounds if label == "with pruner" else {"speedup_at_least": speedup,
+                                                                       "speedup_at_most": speedup}),
                              "best_within_pruned_total": best_in_budget[source]})
     table = pd.DataFrame(rows)
     notes = [f"target: {args.metric} >= the target in a COMPLETE trial; trial-seconds = the trials' own seconds "
              "summed in trial-number order (the wall time of a sweep run one trial at a time); "
              "speedup_to_target = the unpruned sweep's trial-seconds to the target / this sweep's (empty: not reached); "
+             "speedup_at_least / _at_most bound it where one sweep never reached the target: a sweep that missed it "
+             "would have needed more than all its trial-seconds (inf: no upper bound; empty: neither reached it); "
              "best_within_pruned_total = the best COMPLETE value found within the pruned sweep's total trial-seconds "
              "(the same time budget for both)"]
     notes += pruning_summary(table) if len(pairs) > 1 else []
@@ -755,19 +761,53 @@ def pruning(args: argparse.Namespace) -> int:
     return 0
 
 
+def speedup_bounds(with_pruner: dict, without: dict) -> dict:
+    """What the pair says about the speed-up to a target, also when one sweep never reached it.
+
+    A sweep that missed the target would have needed more than all its trial-seconds, so the speed-up is
+    above (the unpruned sweep missed) or below (the pruned one missed) the ratio to that total. Dropping
+    such pairs would drop exactly those where pruning helped or hurt most.
+    """
+    pruned_to, unpruned_to = with_pruner["trial_seconds_to_target"], without["trial_seconds_to_target"]
+    if not (math.isnan(pruned_to) or math.isnan(unpruned_to)):
+        return {"speedup_at_least": unpruned_to / pruned_to, "speedup_at_most": unpruned_to / pruned_to}
+    if not math.isnan(pruned_to):
+        return {"speedup_at_least": without["trial_seconds_total"] / pruned_to, "speedup_at_most": math.inf}
+    if not math.isnan(unpruned_to):
+        return {"speedup_at_least": 0.0, "speedup_at_most": unpruned_to / with_pruner["trial_seconds_total"]}
+    return {"speedup_at_least": math.nan, "speedup_at_most": math.nan}
+
+
+def describe_bounds(low: float, high: float) -> str:
+    if low == high:
+        return f"{low:.3g}x"
+    if math.isinf(high):
+        return f">= {low:.3g}x"
+    return f"<= {high:.3g}x" if low == 0 else f"{low:.3g}-{high:.3g}x"
+
+
 def pruning_summary(table: pd.DataFrame) -> list[str]:
-    """One line per target over the pairs (e.g. sampler seeds): median speed-up, and pairs that missed it."""
+    """One line per target over the pairs (e.g. sampler seeds): the median speed-up, bounded where a sweep missed.
+
+    The median is monotone in every value, so the median of the lower bounds bounds it from below and
+    that of the upper bounds from above; pairs where neither sweep reached the target say nothing.
+    """
     lines = []
     pruned_rows = table[table["sweep"] == "with pruner"]
     for target, rows in pruned_rows.groupby("target", sort=False):
-        both = rows["speedup_to_target"].dropna()
+        known = rows.dropna(subset=["speedup_at_least"])
+        if len(known):
+            median = describe_bounds(known["speedup_at_least"].median(), known["speedup_at_most"].median())
+        else:
+            median = "-"
+        values = ", ".join(describe_bounds(low, high)
+                           for low, high in zip(known["speedup_at_least"], known["speedup_at_most"]))
         with_missed = int(rows["trial_seconds_to_target"].isna().sum())
         without = table[(table["sweep"] == "without pruner") & (table["target"] == target)]
         without_missed = int(without["trial_seconds_to_target"].isna().sum())
-        median = f"{both.median():.3g}x" if len(both) else "-"
-        lines.append(f"target {target:g}: median speed-up {median} over the {len(both)} of {len(rows)} pairs where "
-                     f"both sweeps reached it (values {', '.join(f'{v:.3g}' for v in both)}); not reached: "
-                     f"{with_missed} with the pruner, {without_missed} without")
+        lines.append(f"target {target:g}: median speed-up {median} over the {len(known)} of {len(rows)} pairs where "
+                     f"a sweep reached it ({values}); not reached: {with_missed} with the pruner, "
+                     f"{without_missed} without")
     totals = table.drop_duplicates("source").groupby("sweep")["trial_seconds_total"].sum()
     lines.append(f"trial-seconds of all pairs: {totals.get('with pruner', math.nan):.0f} with the pruner, "
                  f"{totals.get('without pruner', math.nan):.0f} without")
