@@ -3,7 +3,7 @@
 # each, time box off, one sweep after the other on the otherwise idle 2-core CPU (torch's default
 # threads), then `aesweep bench pruning` over every seed's pair found here:
 #   bash outputs/reference/cpu-2core/pruning-s5/run.sh          (from the repository root; about 55 minutes)
-#   SEED=1 bash outputs/reference/cpu-2core/pruning-s5/run.sh   (the same with sampler seed 1)
+#   SEED=1 bash outputs/reference/cpu-2core/pruning-s5/run.sh   (the same with sampler seed 1; seeds 2, 3 likewise)
 # The 16-trial comparison over seeds 0-3 (pruning-s4/) found every target first reached by one of TPE's
 # random start-up trials; here the targets are the ones a whole sweep is run for.
 SEED=${SEED:-0}; HERE=outputs/sweeps/default/pruning-s5; PY=${PY:-.venv/bin/python}
