@@ -735,19 +735,16 @@ def pruning(args: argparse.Namespace) -> int:
         for target in args.target:
             reached = {source: time_to_target(tables[source], target, args.metric) for source in (with_pruner, without)}
             unpruned_seconds = reached[without]["trial_seconds_to_target"]
-            bounds = speedup_bounds(reached[with_pruner], reached[without])
+            bounds = {"with pruner": speedup_bounds(reached[with_pruner], reached[without]), "without pruner": {}}
             for label, source in (("with pruner", with_pruner), ("without pruner", without)):
-                speedup = unpruned_seconds / reached[source]["trial_seconds_to_target"]
                 rows.append({"pair": pair, "target": target, "sweep": label, "source": source, **reached[source],
-                             "speedup_to_target": speedup,
-                             **(bounds if label == "with pruner" else {"speedup_at_least": speedup,
-                                                                       "speedup_at_most": speedup}),
-                             "best_within_pruned_total": best_in_budget[source]})
+                             "speedup_to_target": unpruned_seconds / reached[source]["trial_seconds_to_target"],
+                             **bounds[label], "best_within_pruned_total": best_in_budget[source]})
     table = pd.DataFrame(rows)
     notes = [f"target: {args.metric} >= the target in a COMPLETE trial; trial-seconds = the trials' own seconds "
              "summed in trial-number order (the wall time of a sweep run one trial at a time); "
              "speedup_to_target = the unpruned sweep's trial-seconds to the target / this sweep's (empty: not reached); "
-             "speedup_at_least / _at_most bound it where one sweep never reached the target: a sweep that missed it "
+             "speedup_at_least / _at_most (rows with the pruner) bound it where a sweep never reached the target: one that missed it "
              "would have needed more than all its trial-seconds (inf: no upper bound; empty: neither reached it); "
              "best_within_pruned_total = the best COMPLETE value found within the pruned sweep's total trial-seconds "
              "(the same time budget for both)"]
