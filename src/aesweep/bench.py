@@ -744,8 +744,9 @@ def pruning(args: argparse.Namespace) -> int:
     notes = [f"target: {args.metric} >= the target in a COMPLETE trial; trial-seconds = the trials' own seconds "
              "summed in trial-number order (the wall time of a sweep run one trial at a time); "
              "speedup_to_target = the unpruned sweep's trial-seconds to the target / this sweep's (empty: not reached); "
-             "speedup_at_least / _at_most (rows with the pruner) bound it where a sweep never reached the target: one that missed it "
-             "would have needed more than all its trial-seconds (inf: no upper bound; empty: neither reached it); "
+             "speedup_at_least / _at_most (rows with the pruner) bound it where a sweep never reached the target: "
+             "one that missed it would have needed more than all its trial-seconds (inf: no upper bound; empty: "
+             "neither reached it); "
              "best_within_pruned_total = the best COMPLETE value found within the pruned sweep's total trial-seconds "
              "(the same time budget for both)"]
     notes += pruning_summary(table) if len(pairs) > 1 else []
