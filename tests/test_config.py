@@ -69,6 +69,7 @@ BAD = [
     (["trainer.amp=bf16"], "trainer.amp", "bf16", "one of: auto, true, false"),
     (["trainer.mmap_threshold_mb=0"], "trainer.mmap_threshold_mb", 0, "a number > 0 or null"),
     (["trainer.matmul_precision=low"], "trainer.matmul_precision", "low", "one of: highest, high, medium"),
+    (["trainer.conv_kernels=cutlass"], "trainer.conv_kernels", "cutlass", "one of: auto, cudnn, triton"),
     (["optimizer.fused=yes"], "optimizer.fused", "yes", "one of: null, true, false"),
     (["optimizer.lr=fast"], "optimizer.lr", "fast", "a number > 0"),
     (["loss.recon_weight=0"], "loss.recon_weight", 0, "> 0, or another loss term's weight > 0"),

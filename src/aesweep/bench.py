@@ -77,7 +77,7 @@ class Mode:
 
 SPEED_SWITCHES_OFF = ["trainer.compile=false", "trainer.cuda_graph=false", "trainer.cudnn_benchmark=false",
                       "trainer.channels_last=false", "trainer.amp=false", "trainer.matmul_precision=highest",
-                      "trainer.threads=null"]
+                      "trainer.conv_kernels=cudnn", "trainer.threads=null"]
 
 
 def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: int,
@@ -107,6 +107,8 @@ def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: in
             Mode("default+channels_last", "project", ["trainer.channels_last=true"]),
             Mode("default+tf32", "project", ["trainer.matmul_precision=high"]),
             Mode("default+fused", "project", ["optimizer.fused=true"]),
+            Mode("default+cudnn", "project", ["trainer.conv_kernels=cudnn"]),  # the default before aesweep.kernels
+            Mode("default+tf32+fused", "project", ["trainer.matmul_precision=high", "optimizer.fused=true"]),
             Mode("default+compile", "project", ["trainer.compile=true", "trainer.compile_mode=default"], quick=False),
             Mode("default+compile-autotune", "project",
                  ["trainer.compile=true", "trainer.compile_mode=max-autotune-no-cudagraphs"], quick=False),

@@ -130,6 +130,7 @@ RULES: dict[str, Rule] = {
     "trainer.cudnn_benchmark": choice("auto", True, False),
     "trainer.amp": choice("auto", True, False),
     "trainer.channels_last": choice("auto", True, False),
+    "trainer.conv_kernels": choice("auto", "cudnn", "triton"),
     "trainer.matmul_precision": choice("highest", "high", "medium"),
     "trainer.threads": integer(1, nullable=True),
     "trainer.mmap_threshold_mb": number(0, low_open=True, nullable=True),

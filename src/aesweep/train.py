@@ -157,6 +157,10 @@ def build_training(cfg: DictConfig, splits: MNISTSplits, device: torch.device) -
         if isinstance(exc.__cause__, AesweepError):  # the model's own check of its keys: one line, like the rest
             raise exc.__cause__ from None
         raise
+    if triton_convolutions(cfg.trainer, device):
+        from aesweep.kernels import use_triton_convolutions  # imports Triton: only where it runs
+
+        log.info("%d convolutions on aesweep's Triton kernels", use_triton_convolutions(model))
     if channels_last(cfg.trainer, device):
         model = model.to(memory_format=torch.channels_last)
     if device.type == "cuda":
@@ -179,6 +183,26 @@ def channels_last(trainer_cfg, device: torch.device) -> bool:
     if trainer_cfg.channels_last == "auto":
         return device.type == "cpu"
     return bool(trainer_cfg.channels_last)
+
+
+def triton_convolutions(trainer_cfg, device: torch.device) -> bool:
+    """trainer.conv_kernels: the model's stride-1 unpadded convolutions on aesweep.kernels (CUDA only)
+    instead of cuDNN; auto = wherever they can run."""
+    wanted = trainer_cfg.conv_kernels
+    if wanted == "cudnn":
+        return False
+    if device.type != "cuda":
+        if wanted == "triton":
+            raise ConfigError("trainer.conv_kernels", "triton", f"auto or cudnn on {device.type}: the Triton kernels "
+                              "run on CUDA GPUs only")
+        return False
+    try:
+        import triton  # noqa: F401  (ships with torch's CUDA wheels for Linux)
+    except ImportError:
+        if wanted == "triton":
+            raise ConfigError("trainer.conv_kernels", "triton", "auto or cudnn: Triton is not installed") from None
+        return False
+    return True
 
 
 def native_bf16_cpu() -> bool:

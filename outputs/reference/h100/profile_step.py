@@ -1,7 +1,7 @@
 """Where one training step's time goes, kernel by kernel (toward the H100's 0.15 s/epoch target).
 
     python3 outputs/reference/h100/profile_step.py [--device cuda] [--steps 200] [--variants A,B] [--profile A]
-                                                   [OVERRIDE ...]
+                                                   [--tiles TILES.json] [OVERRIDE ...]
 
 Builds the step exactly as a run does (`aesweep.train.build_training`: on CUDA the whole step is one
 captured CUDA graph) once per variant, in this one process, times `--steps` steps on one fixed batch,
@@ -18,7 +18,9 @@ and `cudnn-all-algos` lets cuDNN's benchmark time every algorithm instead of its
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +46,10 @@ VARIANTS = {
     "fast": FAST,
     "fast+compile": FAST + COMPILE,
     "fast+autotune": FAST + ["trainer.compile=true", "trainer.compile_mode=max-autotune-no-cudagraphs"],
+    "triton": ["trainer.conv_kernels=triton"],  # session 7: aesweep.kernels instead of cuDNN
+    "triton+tf32+fused": ["trainer.conv_kernels=triton", "trainer.matmul_precision=high", "optimizer.fused=true"],
+    "triton+tf32+fused+compile": ["trainer.conv_kernels=triton", "trainer.matmul_precision=high",
+                                  "optimizer.fused=true"] + COMPILE,
 }
 
 
@@ -115,8 +121,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--variants", default="default", help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--profile", metavar="VARIANT", help="profile this variant's steps")
+    parser.add_argument("--tiles", type=Path, help="tiles for aesweep.kernels, as tune_kernels.py --json wrote them")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    if args.tiles:
+        from aesweep import kernels
+
+        kernels.TUNED_TILES.update(json.loads(args.tiles.read_text()))
+        print(f"tiles from {args.tiles}: {kernels.TUNED_TILES}")
 
     for name in args.variants.split(","):
         try:
