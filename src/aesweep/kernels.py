@@ -185,7 +185,9 @@ def correlate(grad: torch.Tensor, x: torch.Tensor | None, kernel: int, with_bias
     """(dw, db): dw[a, c, u, v] = sum of grad[n, a, i, j] * x[n, c, i+u, j+v]; db[a] = sum of grad[n, a, i, j].
 
     `x` None: db only. Both contiguous NCHW, x `kernel - 1` larger than grad in rows and columns.
-    tiles: block_rows, block_taps, num_warps, rows_per_program; None = tuned for this shape, else CORRELATE_TILES.
+    tiles: block_rows, block_taps, num_warps, rows_per_program and optionally num_stages (how many row blocks
+    Triton's pipeliner loads ahead; its default 3 is what was measured); None = tuned for this shape, else
+    CORRELATE_TILES.
     """
     n, a, ho, wo = grad.shape
     c, h, w = (x.shape[1], x.shape[2], x.shape[3]) if x is not None else (1, ho, wo)
@@ -199,6 +201,7 @@ def correlate(grad: torch.Tensor, x: torch.Tensor | None, kernel: int, with_bias
         n_rows, t["rows_per_program"], h, w, ho, wo,
         A=a, C=c, K=kernel, HAS_WEIGHT=x is not None, HAS_BIAS=with_bias, PRECISION=_precision(),
         BLOCK_M=t["block_rows"], BLOCK_K=t["block_taps"], BLOCK_A=_width(a), num_warps=t["num_warps"],
+        num_stages=t.get("num_stages", 3),
     )
     return dw, db
 
