@@ -49,6 +49,7 @@ def refused(tmp_path_factory, mnist_root) -> dict[str, tuple[subprocess.Complete
         "model=nope": (["model=nope"], None),
         "model.kernels=[3,3]": (["model=conv", "model.kernels=[3,3]", "device=cpu"], None),
         "existing run dir": (["model.activation=swish"], None),
+        "triton on cpu": (["trainer.conv_kernels=triton", "device=cpu"], None),
     }
     if not torch.cuda.is_available():  # with a GPU this would train for real
         cases["device=cuda"] = (["device=cuda"], None)
@@ -76,6 +77,11 @@ def test_config_mistake_is_one_error_line_with_exit_2_and_no_run_dir(refused, ov
 def test_cuda_without_a_gpu_is_one_error_line_with_exit_2(refused):
     result, run_dir, _ = refused["device=cuda"]
     assert_refused_in_one_line(result, run_dir, "device='cuda'", "no CUDA GPU", "device=cpu")
+
+
+def test_triton_kernels_off_cuda_are_one_error_line_with_exit_2(refused):
+    result, run_dir, _ = refused["triton on cpu"]
+    assert_refused_in_one_line(result, run_dir, "trainer.conv_kernels='triton' is not allowed", "CUDA GPUs only")
 
 
 def test_missing_mnist_says_to_run_make_data(refused):
