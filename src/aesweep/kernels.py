@@ -206,6 +206,21 @@ def correlate(grad: torch.Tensor, x: torch.Tensor | None, kernel: int, with_bias
     return dw, db
 
 
+def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, tiles: dict | None = None
+           ) -> torch.Tensor:
+    """Stride-1 unpadded convolution; weight [out, in, K, K] as stored."""
+    return convolve(x, weight, bias, weight.shape[0], weight.stride(), pad=0, flip=False, tiles=tiles)
+
+
+def conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                     tiles: dict | None = None) -> torch.Tensor:
+    """Stride-1 unpadded transposed convolution, weight [in, out, K, K] as stored: a convolution of x padded
+    by K-1 with the kernel flipped and its channel axes swapped (read through swapped strides)."""
+    s = weight.stride()
+    return convolve(x, weight, bias, weight.shape[1], (s[1], s[0], s[2], s[3]), pad=weight.shape[-1] - 1,
+                    flip=True, tiles=tiles)
+
+
 class _Convolution(torch.autograd.Function):
     """Stride-1, unpadded Conv2d (transposed=False) or ConvTranspose2d (transposed=True) on these kernels.
 
@@ -217,25 +232,17 @@ class _Convolution(torch.autograd.Function):
         x, weight = x.contiguous(), weight.contiguous()
         ctx.save_for_backward(x, weight)
         ctx.transposed, ctx.has_bias = transposed, bias is not None
-        k = weight.shape[-1]
-        s = weight.stride()
-        if transposed:  # convolution of x padded by K-1 with the flipped kernel, channel axes swapped
-            return convolve(x, weight, bias, weight.shape[1], (s[1], s[0], s[2], s[3]), pad=k - 1, flip=True)
-        return convolve(x, weight, bias, weight.shape[0], s, pad=0, flip=False)
+        return (conv_transpose2d if transposed else conv2d)(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad_y):
         x, weight = ctx.saved_tensors
         grad_y = grad_y.contiguous()
         k = weight.shape[-1]
-        s = weight.stride()
         grad_x = grad_w = grad_b = None
         want_w, want_b = ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]
-        if ctx.needs_input_grad[0]:
-            if ctx.transposed:  # plain convolution of the output gradient with the weight as stored
-                grad_x = convolve(grad_y, weight, None, weight.shape[0], s, pad=0, flip=False)
-            else:  # transposed convolution of the output gradient
-                grad_x = convolve(grad_y, weight, None, weight.shape[1], (s[1], s[0], s[2], s[3]), pad=k - 1, flip=True)
+        if ctx.needs_input_grad[0]:  # each one's data gradient is the other applied to the output gradient
+            grad_x = (conv2d if ctx.transposed else conv_transpose2d)(grad_y, weight)
         if ctx.transposed:  # dw[c, o, u, v] = sum x[n, c, i, j] * grad_y[n, o, i+u, j+v]
             grad_w, _ = correlate(x, grad_y, k, with_bias=False) if want_w else (None, None)
             _, grad_b = correlate(grad_y, None, k, with_bias=True) if want_b else (None, None)

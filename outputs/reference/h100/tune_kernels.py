@@ -49,25 +49,23 @@ def launches(batch: int, device: torch.device):
         x = torch.randn(batch, c_in, size, size, device=device)
         w = torch.randn(*((c_in, c_out) if transposed else (c_out, c_in)), k, k, device=device)
         b = torch.randn(c_out, device=device)
-        s = w.stride()
         o_size = size + k - 1 if transposed else size - k + 1
         g = torch.randn(batch, c_out, o_size, o_size, device=device)
-        swapped = (s[1], s[0], s[2], s[3])
         if transposed:
             out.append((f"{name}.forward", "conv", K.tile_key("convolve", c_in, c_out, k, k - 1),
-                        lambda t, x=x, w=w, b=b, co=c_out, sw=swapped: K.convolve(x, w, b, co, sw, k - 1, True, t)))
+                        lambda t, x=x, w=w, b=b: K.conv_transpose2d(x, w, b, t)))
             out.append((f"{name}.dgrad", "conv", K.tile_key("convolve", c_out, c_in, k, 0),
-                        lambda t, g=g, w=w, ci=c_in, s=s: K.convolve(g, w, None, ci, s, 0, False, t)))
+                        lambda t, g=g, w=w: K.conv2d(g, w, None, t)))
             out.append((f"{name}.wgrad", "wgrad", K.tile_key("correlate", c_out, c_in, k),
                         lambda t, g=g, x=x: K.correlate(x, g, k, False, t)))
             out.append((f"{name}.bgrad", "wgrad", K.tile_key("correlate", 0, c_out, k),
                         lambda t, g=g: K.correlate(g, None, k, True, t)))
         else:
             out.append((f"{name}.forward", "conv", K.tile_key("convolve", c_in, c_out, k, 0),
-                        lambda t, x=x, w=w, b=b, co=c_out, s=s: K.convolve(x, w, b, co, s, 0, False, t)))
+                        lambda t, x=x, w=w, b=b: K.conv2d(x, w, b, t)))
             if c_in > 1:  # the first layer's input is the data: no gradient
                 out.append((f"{name}.dgrad", "conv", K.tile_key("convolve", c_out, c_in, k, k - 1),
-                            lambda t, g=g, w=w, ci=c_in, sw=swapped: K.convolve(g, w, None, ci, sw, k - 1, True, t)))
+                            lambda t, g=g, w=w: K.conv_transpose2d(g, w, None, t)))
             out.append((f"{name}.wgrad+bgrad", "wgrad", K.tile_key("correlate", c_in, c_out, k),
                         lambda t, g=g, x=x: K.correlate(g, x, k, True, t)))
     return out
