@@ -288,6 +288,31 @@ def test_the_median_speedup_counts_a_target_the_unpruned_sweep_never_reached_as_
            "not reached: 1 with the pruner, 3 without" in (tmp_path / "pruning.md").read_text()
 
 
+def test_the_unpruned_best_target_is_each_pairs_own_unpruned_best(tmp_path):
+    sources = []
+    for name, rows in {
+        # pair 1: the unpruned sweep's best (0.9, after 300 s) found by the pruned one after 50 s
+        "on0": [(0, "PRUNED", 0.2, 10.0), (1, "PRUNED", 0.95, 20.0), (2, "COMPLETE", 0.9, 20.0)],
+        "off0": [(0, "COMPLETE", 0.5, 100.0), (1, "COMPLETE", 0.7, 100.0), (2, "COMPLETE", 0.9, 100.0)],
+        # pair 2: the pruned sweep never matched 0.8 (its 0.79 is not enough): at most 100 / 60
+        "on1": [(0, "COMPLETE", 0.79, 60.0)], "off1": [(0, "COMPLETE", 0.8, 100.0), (1, "FAIL", 0.99, 5.0)],
+    }.items():
+        trials_table(rows).to_csv(tmp_path / f"{name}.csv", index=False)
+        sources.append(str(tmp_path / f"{name}.csv"))
+
+    assert bench.main(["pruning", *sources, "--target", "0.85,unpruned-best", "--out", str(tmp_path / "p.csv")]) == 0
+
+    table = pd.read_csv(tmp_path / "p.csv")
+    pruned = table[(table["sweep"] == "with pruner") & (table["target"] == "unpruned-best")].set_index("pair")
+    assert pruned["target_value"].tolist() == [0.9, 0.8]  # a FAIL row's value does not count
+    assert pruned.loc[1, "trial_seconds_to_target"] == 50.0  # the PRUNED 0.95 does not count either
+    assert pruned.loc[1, "speedup_to_target"] == 6.0
+    assert (pruned.loc[2, "speedup_at_least"], pruned.loc[2, "speedup_at_most"]) == (0.0, 1.67)
+    # medians of the lower bounds (6, 0) and of the upper ones (6, 1.67)
+    assert "target unpruned-best: median speed-up 3-3.83x over the 2 of 2 pairs where a sweep reached it " \
+           "(6x, <= 1.67x); not reached: 1 with the pruner, 0 without" in (tmp_path / "p.md").read_text()
+
+
 def test_an_odd_number_of_sweeps_is_refused_in_one_line(tmp_path, capsys):
     assert bench.main(["pruning", str(tmp_path), str(tmp_path), str(tmp_path), "--target", "0.6"]) == 2
     assert "give sweep directories in pairs WITH WITHOUT (got 3" in capsys.readouterr().err

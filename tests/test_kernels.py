@@ -73,6 +73,33 @@ def test_triton_convolution_matches_torch_forward_and_every_gradient(layer, shap
         assert_close(ours.bias.grad, layer.bias.grad)
 
 
+WEIGHT_GRADIENT_TILES = [  # each way the weight-gradient kernel can sum, as tune_kernels.py tries them
+    pytest.param(None, id="tuned-atomic"),
+    pytest.param({"block_rows": 32, "block_taps": 32, "num_warps": 4, "rows_per_program": 96, "partials": True},
+                 id="partials"),
+    pytest.param({"block_rows": 32, "block_taps": 16, "num_warps": 2, "rows_per_program": 128, "unroll": 2},
+                 id="unrolled-atomic"),
+    pytest.param({"block_rows": 16, "block_taps": 32, "num_warps": 4, "rows_per_program": 64, "num_stages": 1,
+                  "unroll": 4, "partials": True}, id="unrolled-partials-unpipelined"),
+]
+
+
+@pytest.mark.parametrize("tiles", WEIGHT_GRADIENT_TILES)
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
+def test_every_weight_gradient_tiling_sums_to_torchs(tiles, with_bias):
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 12, 10, device=DEVICE)  # rows 3*8*6 = 144: the last program of 96 or 128 is partial
+    grad = torch.randn(3, 8, 8, 6, device=DEVICE)
+    dw, db = kernels.correlate(grad, x, 5, with_bias=with_bias, tiles=tiles)
+    assert_close(dw, torch.nn.grad.conv2d_weight(x, (8, 4, 5, 5), grad))
+    if with_bias:
+        assert_close(db, grad.sum(dim=(0, 2, 3)))
+    else:
+        assert db is None
+    _, bias_only = kernels.correlate(grad, None, 5, with_bias=True, tiles=tiles)  # a transposed layer's bias
+    assert_close(bias_only, grad.sum(dim=(0, 2, 3)))
+
+
 def test_input_that_needs_no_gradient_gets_none_and_weights_still_learn():
     torch.manual_seed(0)
     layer = nn.Conv2d(1, 4, 5).to(DEVICE)

@@ -714,6 +714,15 @@ def in_trial_order(trials_table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]
     return table, table["seconds"].fillna(0).cumsum()
 
 
+UNPRUNED_BEST = "unpruned-best"
+
+
+def unpruned_best(trials_table: pd.DataFrame, metric: str) -> float:
+    """The target `unpruned-best`: what trying every trial to the end found, so the speed-up to it is how much
+    sooner the pruned sweep found as good a trial (and a bound where it never did)."""
+    return trials_table.loc[trials_table["state"] == "COMPLETE", metric].max()
+
+
 def best_within(trials_table: pd.DataFrame, seconds: float, metric: str) -> float:
     """Best `metric` of the COMPLETE trials that finished within `seconds` of trial time (trial-number order)."""
     table, spent = in_trial_order(trials_table)
@@ -735,15 +744,18 @@ def pruning(args: argparse.Namespace) -> int:
         best_in_budget = {source: best_within(tables[source], pruned_budget, args.metric)
                           for source in (with_pruner, without)}
         for target in args.target:
-            reached = {source: time_to_target(tables[source], target, args.metric) for source in (with_pruner, without)}
+            value = unpruned_best(tables[without], args.metric) if target == UNPRUNED_BEST else target
+            reached = {source: time_to_target(tables[source], value, args.metric) for source in (with_pruner, without)}
             unpruned_seconds = reached[without]["trial_seconds_to_target"]
             bounds = {"with pruner": speedup_bounds(reached[with_pruner], reached[without]), "without pruner": {}}
             for label, source in (("with pruner", with_pruner), ("without pruner", without)):
-                rows.append({"pair": pair, "target": target, "sweep": label, "source": source, **reached[source],
+                rows.append({"pair": pair, "target": target, "target_value": value, "sweep": label, "source": source,
+                             **reached[source],
                              "speedup_to_target": unpruned_seconds / reached[source]["trial_seconds_to_target"],
                              **bounds[label], "best_within_pruned_total": best_in_budget[source]})
     table = pd.DataFrame(rows)
-    notes = [f"target: {args.metric} >= the target in a COMPLETE trial; trial-seconds = the trials' own seconds "
+    notes = [f"target: {args.metric} >= the target in a COMPLETE trial ({UNPRUNED_BEST}: the best the unpruned "
+             "sweep of the pair found, target_value); trial-seconds = the trials' own seconds "
              "summed in trial-number order (the wall time of a sweep run one trial at a time); "
              "speedup_to_target = the unpruned sweep's trial-seconds to the target / this sweep's (empty: not reached); "
              "speedup_at_least / _at_most (rows with the pruner) bound it where a sweep never reached the target: "
@@ -805,7 +817,8 @@ def pruning_summary(table: pd.DataFrame) -> list[str]:
         with_missed = int(rows["trial_seconds_to_target"].isna().sum())
         without = table[(table["sweep"] == "without pruner") & (table["target"] == target)]
         without_missed = int(without["trial_seconds_to_target"].isna().sum())
-        lines.append(f"target {target:g}: median speed-up {median} over the {len(known)} of {len(rows)} pairs where "
+        name = target if target == UNPRUNED_BEST else f"{target:g}"
+        lines.append(f"target {name}: median speed-up {median} over the {len(known)} of {len(rows)} pairs where "
                      f"a sweep reached it ({values}); not reached: {with_missed} with the pruner, "
                      f"{without_missed} without")
     totals = table.drop_duplicates("source").groupby("sweep")["trial_seconds_total"].sum()
@@ -817,11 +830,13 @@ def pruning_summary(table: pd.DataFrame) -> list[str]:
 # --------------------------------------------------------------------------------------------- CLI
 
 
-def _float_list(text: str) -> list[float]:
+def _targets(text: str) -> list[float | str]:
+    parts = text.split(",")
     try:
-        return [float(part) for part in text.split(",")]
+        return [part if part == UNPRUNED_BEST else float(part) for part in parts]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or comma-separated numbers") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or comma-separated numbers "
+                                         f"(or {UNPRUNED_BEST})") from None
 
 
 def _int_list(text: str) -> list[int]:
@@ -889,8 +904,9 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
                                 help="sweep directories (or their trials.csv) in pairs: the sweep with its pruner, "
                                      "then the same sweep run with hydra.sweeper.pruner=null; more pairs (e.g. "
                                      "other sampler seeds) add rows and a median")
-    pruning_parser.add_argument("--target", type=_float_list, required=True,
-                                help="the metric value(s) to reach, comma-separated (e.g. 0.8,0.9)")
+    pruning_parser.add_argument("--target", type=_targets, required=True,
+                                help="the metric value(s) to reach, comma-separated (e.g. 0.8,0.9); "
+                                     f"{UNPRUNED_BEST}: the best value the pair's unpruned sweep found")
     pruning_parser.add_argument("--metric", default="val.mapped_acc", help="trials.csv column (default val.mapped_acc)")
     pruning_parser.add_argument("--out", metavar="CSV", help="also write the table there (.csv and .md)")
     return {"speed": speed_parser, "trials": trials_parser, "memory": memory_parser, "pruning": pruning_parser}

@@ -112,11 +112,15 @@ def _correlation_kernel(
     A: tl.constexpr, C: tl.constexpr, K: tl.constexpr,
     HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_A: tl.constexpr,
+    UNROLL: tl.constexpr, PARTIALS: tl.constexpr,
 ):
     """dw[a, c, u, v] += sum over (n, i, j) of g[n, a, i, j] * x[n, c, i+u, j+v]; db[a] += sum of g[n, a, i, j].
 
     g: contiguous (N, A, HO, WO); x: contiguous (N, C, H, W). Program (p, t) sums rows
-    [p * rows_per_program, ...) for taps tile t and adds its share atomically (dw, db start zeroed).
+    [p * rows_per_program, ...) for taps tile t and adds its share atomically (dw, db start zeroed), or,
+    with PARTIALS, stores it in row p of a (programs, A*C*K*K [with the weight] + A [with the bias]) buffer
+    that the caller sums.
+    UNROLL: how many row blocks the compiler unrolls (None: none).
     """
     first = tl.program_id(0) * rows_per_program
     taps = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
@@ -127,7 +131,7 @@ def _correlation_kernel(
     outs = tl.arange(0, BLOCK_A)
     acc = tl.zeros((BLOCK_A, BLOCK_K), dtype=tl.float32)
     bias_acc = tl.zeros((BLOCK_A,), dtype=tl.float32)
-    for start in range(first, first + rows_per_program, BLOCK_M):
+    for start in tl.range(first, first + rows_per_program, BLOCK_M, loop_unroll_factor=UNROLL):
         rows = start + tl.arange(0, BLOCK_M)
         row_ok = rows < n_rows
         n = rows // (HO * WO)
@@ -141,13 +145,23 @@ def _correlation_kernel(
             acc += tl.dot(grad, patch, input_precision=PRECISION)
         if HAS_BIAS:
             bias_acc += tl.sum(grad, axis=1)
+    if PARTIALS:  # this program's own row of the buffer: plain stores, no zeroing, no contention
+        row = tl.program_id(0) * ((A * C * K * K if HAS_WEIGHT else 0) + (A if HAS_BIAS else 0))
+        dw_ptr += row
+        db_ptr += row
     if HAS_WEIGHT:
         dw_off = outs[:, None] * (C * K * K) + taps[None, :]
-        # relaxed: nothing reads dw before the kernel ends, and the default acq_rel fences every add
-        tl.atomic_add(dw_ptr + dw_off, acc, mask=(outs < A)[:, None] & tap_ok[None, :], sem="relaxed")
+        dw_ok = (outs < A)[:, None] & tap_ok[None, :]
+        if PARTIALS:
+            tl.store(dw_ptr + dw_off, acc, mask=dw_ok)
+        else:  # relaxed: nothing reads dw before the kernel ends, and the default acq_rel fences every add
+            tl.atomic_add(dw_ptr + dw_off, acc, mask=dw_ok, sem="relaxed")
     if HAS_BIAS:
         if tl.program_id(1) == 0:
-            tl.atomic_add(db_ptr + outs, bias_acc, mask=outs < A, sem="relaxed")
+            if PARTIALS:
+                tl.store(db_ptr + outs, bias_acc, mask=outs < A)
+            else:
+                tl.atomic_add(db_ptr + outs, bias_acc, mask=outs < A, sem="relaxed")
 
 
 def _precision() -> str:
@@ -186,24 +200,37 @@ def correlate(grad: torch.Tensor, x: torch.Tensor | None, kernel: int, with_bias
 
     `x` None: db only. Both contiguous NCHW, x `kernel - 1` larger than grad in rows and columns.
     tiles: block_rows, block_taps, num_warps, rows_per_program and optionally num_stages (how many row blocks
-    Triton's pipeliner loads ahead; its default 3 is what was measured); None = tuned for this shape, else
-    CORRELATE_TILES.
+    Triton's pipeliner loads ahead; its default 3 is what was measured), unroll (how many row blocks the
+    compiler unrolls) and partials (true: each program stores its sums and one torch.sum adds them up, instead
+    of atomic adds into zeroed outputs); None = tuned for this shape, else CORRELATE_TILES.
     """
     n, a, ho, wo = grad.shape
     c, h, w = (x.shape[1], x.shape[2], x.shape[3]) if x is not None else (1, ho, wo)
     t = _tiles("correlate", c if x is not None else 0, a, kernel, 0, tiles)
-    dw = torch.zeros((a, c, kernel, kernel), device=grad.device, dtype=torch.float32) if x is not None else None
-    db = torch.zeros(a, device=grad.device, dtype=torch.float32) if with_bias else None
     n_rows = n * ho * wo
+    programs = triton.cdiv(n_rows, t["rows_per_program"])
+    weight_size = a * c * kernel * kernel if x is not None else 0
+    partials = t.get("partials", False)
+    if partials:
+        sums = torch.empty((programs, weight_size + (a if with_bias else 0)), device=grad.device,
+                           dtype=torch.float32)
+        dw_out, db_out = sums, sums[:, weight_size:]
+    else:
+        dw_out = torch.zeros(weight_size, device=grad.device, dtype=torch.float32) if x is not None else grad
+        db_out = torch.zeros(a, device=grad.device, dtype=torch.float32) if with_bias else grad
     tap_tiles = triton.cdiv(c * kernel * kernel, t["block_taps"]) if x is not None else 1
-    _correlation_kernel[(triton.cdiv(n_rows, t["rows_per_program"]), tap_tiles)](
-        grad, x if x is not None else grad, dw if dw is not None else grad, db if db is not None else grad,
+    _correlation_kernel[(programs, tap_tiles)](
+        grad, x if x is not None else grad, dw_out, db_out,
         n_rows, t["rows_per_program"], h, w, ho, wo,
         A=a, C=c, K=kernel, HAS_WEIGHT=x is not None, HAS_BIAS=with_bias, PRECISION=_precision(),
-        BLOCK_M=t["block_rows"], BLOCK_K=t["block_taps"], BLOCK_A=_width(a), num_warps=t["num_warps"],
-        num_stages=t.get("num_stages", 3),
+        BLOCK_M=t["block_rows"], BLOCK_K=t["block_taps"], BLOCK_A=_width(a), UNROLL=t.get("unroll"),
+        PARTIALS=partials, num_warps=t["num_warps"], num_stages=t.get("num_stages", 3),
     )
-    return dw, db
+    if partials:
+        total = sums.sum(dim=0)
+        dw_out, db_out = total[:weight_size], total[weight_size:]
+    dw = dw_out.view(a, c, kernel, kernel) if x is not None else None
+    return dw, db_out if with_bias else None
 
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, tiles: dict | None = None

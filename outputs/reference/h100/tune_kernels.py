@@ -29,12 +29,22 @@ from aesweep import kernels as K  # noqa: E402
 CONV_CONFIGS = [  # (block_rows, block_taps, num_warps); the first is the default
     tuple(K.CONVOLVE_TILES.values()), (64, 32, 4), (128, 16, 4), (128, 64, 4), (256, 32, 8), (64, 16, 2),
 ]
-WGRAD_CONFIGS = [  # (block_rows, block_taps, num_warps, rows_per_program[, num_stages])
-    tuple(K.CORRELATE_TILES.values()), (128, 32, 4, 1024), (128, 32, 4, 256), (64, 32, 4, 256),
-    (128, 64, 4, 1024), (256, 32, 8, 2048),
+WGRAD_CONFIGS = [  # (block_rows, block_taps, num_warps, rows_per_program[, num_stages, unroll, partials])
+    tuple(K.CORRELATE_TILES.values()),
+    (64, 32, 4, 256), (128, 64, 4, 1024), (128, 32, 4, 256),  # session 7's fastest (run3-tune.txt)
     # session 7 left the weight gradients 3-4x slower than the convolutions over the same data; unlike
     # those (unrolled), their row loop is software-pipelined, which gathered loads may not repay
     (64, 32, 4, 256, 1), (128, 64, 4, 1024, 1), (32, 32, 4, 128, 1),
+    # its fastest were its smallest (64 rows a block, 256 a program): the trend, continued - fewer rows per
+    # program (more programs, shorter serial loops, more atomic adds), two warps, wider taps
+    (64, 32, 4, 128), (64, 32, 4, 64), (32, 32, 4, 64), (32, 32, 2, 64), (64, 32, 2, 128), (64, 64, 4, 256),
+    (32, 64, 4, 128),
+    (64, 128, 4, 256), (32, 256, 8, 128),  # every tap in one tile: each gradient block loaded once, not per tile
+    # the row loop unrolled (the convolutions' loops are: every load can be issued up front)
+    (64, 32, 4, 256, 3, 4), (64, 32, 4, 256, 1, 4), (128, 64, 4, 1024, 3, 8), (64, 32, 4, 128, 1, 2),
+    # no atomic adds (nor the zeroing launches before them): per-program sums, then one torch.sum
+    (64, 32, 4, 256, 3, None, True), (64, 32, 4, 128, 3, None, True), (32, 32, 4, 64, 3, None, True),
+    (128, 64, 4, 1024, 3, None, True), (64, 32, 4, 256, 1, 4, True), (32, 32, 4, 128, 1, 4, True),
 ]
 # the seed model's convolutions: (name, transposed, in channels, out channels, input size)
 LAYERS = [("conv1", False, 1, 4, 28), ("conv2", False, 4, 8, 24), ("deconv1", True, 10, 10, 20),
@@ -74,7 +84,8 @@ def launches(batch: int, device: torch.device):
 def config_kwargs(kind: str, config: tuple) -> dict:
     if kind == "conv":
         return dict(zip(("block_rows", "block_taps", "num_warps"), config))
-    return dict(zip(("block_rows", "block_taps", "num_warps", "rows_per_program", "num_stages"), config))
+    return dict(zip(("block_rows", "block_taps", "num_warps", "rows_per_program", "num_stages", "unroll", "partials"),
+                    config))
 
 
 def time_in_graph(fn, calls: int, replays: int) -> float:
