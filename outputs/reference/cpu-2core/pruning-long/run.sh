@@ -9,7 +9,7 @@
 #   sha3  successive halving from epoch 3 (rungs at 3, 9): IIC trials score ~0.4 after one epoch and
 #         ~0.97 after fifteen, so an epoch-1 rung cuts them (seed 1 of the first run, session 8)
 # then `aesweep bench pruning` over every seed's pairs of each pruned arm with `off`:
-#   bash outputs/reference/cpu-2core/pruning-long/run.sh                 (from the repository root; ~1 h 50 min)
+#   bash outputs/reference/cpu-2core/pruning-long/run.sh                 (from the repository root; ~1 h 45 min)
 #   ARMS=sha3 bash outputs/reference/cpu-2core/pruning-long/run.sh       (then: the sha3 arms, ~30 min)
 # Targets: 0.9, 0.95, 0.96, 0.97, 0.975 fixed before the first run; unpruned-best (each seed's unpruned best)
 # added after seed 0.
