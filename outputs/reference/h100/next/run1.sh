@@ -21,7 +21,7 @@ grep -E "^E |passed|failed" $RES/pytest.txt | head -12; pack
 
 stamp tune
 timeout 170 python3 outputs/reference/h100/tune_kernels.py --only wgrad,bgrad --json $RES/tuned.json > $RES/tune.txt 2>&1
-grep -v "^  " $RES/tune.txt | grep -E "failed|fastest|all launches" | cut -c1-120; sed -n '/fastest per/,$p' $RES/tune.txt; pack
+grep -v "^  " $RES/tune.txt | grep -E "failed" | cut -c1-120; sed -n '/fastest per/,$p' $RES/tune.txt; pack
 
 stamp profile
 VARIANTS=${VARIANTS:-triton,triton+tf32+fused}
