@@ -107,7 +107,7 @@ def _convolution_kernel(
 
 @triton.jit
 def _correlation_kernel(
-    g_ptr, x_ptr, dw_ptr, db_ptr,
+    g_ptr, x_ptr, out_ptr,
     n_rows, rows_per_program, H, W, HO, WO,
     A: tl.constexpr, C: tl.constexpr, K: tl.constexpr,
     HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr,
@@ -117,10 +117,9 @@ def _correlation_kernel(
     """dw[a, c, u, v] += sum over (n, i, j) of g[n, a, i, j] * x[n, c, i+u, j+v]; db[a] += sum of g[n, a, i, j].
 
     g: contiguous (N, A, HO, WO); x: contiguous (N, C, H, W). Program (p, t) sums rows
-    [p * rows_per_program, ...) for taps tile t and adds its share atomically (dw, db start zeroed), or,
-    with PARTIALS, stores it in row p of a (programs, A*C*K*K [with the weight] + A [with the bias]) buffer
-    that the caller sums.
-    UNROLL: how many row blocks the compiler unrolls (None: none).
+    [p * rows_per_program, ...) for taps tile t; out holds dw (A*C*K*K, with the weight) then db (A, with the
+    bias) per row: the program adds its share atomically to row 0 (zeroed), or, with PARTIALS, stores it in
+    its own row p (the caller sums the rows). UNROLL: how many row blocks the compiler unrolls (None: none).
     """
     first = tl.program_id(0) * rows_per_program
     taps = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
@@ -145,23 +144,22 @@ def _correlation_kernel(
             acc += tl.dot(grad, patch, input_precision=PRECISION)
         if HAS_BIAS:
             bias_acc += tl.sum(grad, axis=1)
-    if PARTIALS:  # this program's own row of the buffer: plain stores, no zeroing, no contention
-        row = tl.program_id(0) * ((A * C * K * K if HAS_WEIGHT else 0) + (A if HAS_BIAS else 0))
-        dw_ptr += row
-        db_ptr += row
+    weight_size = A * C * K * K if HAS_WEIGHT else 0
+    if PARTIALS:  # this program's own row: plain stores, no zeroing, no contention
+        out_ptr += tl.program_id(0) * (weight_size + (A if HAS_BIAS else 0))
     if HAS_WEIGHT:
         dw_off = outs[:, None] * (C * K * K) + taps[None, :]
         dw_ok = (outs < A)[:, None] & tap_ok[None, :]
         if PARTIALS:
-            tl.store(dw_ptr + dw_off, acc, mask=dw_ok)
+            tl.store(out_ptr + dw_off, acc, mask=dw_ok)
         else:  # relaxed: nothing reads dw before the kernel ends, and the default acq_rel fences every add
-            tl.atomic_add(dw_ptr + dw_off, acc, mask=dw_ok, sem="relaxed")
+            tl.atomic_add(out_ptr + dw_off, acc, mask=dw_ok, sem="relaxed")
     if HAS_BIAS:
         if tl.program_id(1) == 0:
             if PARTIALS:
-                tl.store(db_ptr + outs, bias_acc, mask=outs < A)
+                tl.store(out_ptr + weight_size + outs, bias_acc, mask=outs < A)
             else:
-                tl.atomic_add(db_ptr + outs, bias_acc, mask=outs < A, sem="relaxed")
+                tl.atomic_add(out_ptr + weight_size + outs, bias_acc, mask=outs < A, sem="relaxed")
 
 
 def _precision() -> str:
@@ -211,26 +209,20 @@ def correlate(grad: torch.Tensor, x: torch.Tensor | None, kernel: int, with_bias
     programs = triton.cdiv(n_rows, t["rows_per_program"])
     weight_size = a * c * kernel * kernel if x is not None else 0
     partials = t.get("partials", False)
-    if partials:
-        sums = torch.empty((programs, weight_size + (a if with_bias else 0)), device=grad.device,
-                           dtype=torch.float32)
-        dw_out, db_out = sums, sums[:, weight_size:]
-    else:
-        dw_out = torch.zeros(weight_size, device=grad.device, dtype=torch.float32) if x is not None else grad
-        db_out = torch.zeros(a, device=grad.device, dtype=torch.float32) if with_bias else grad
+    width = weight_size + (a if with_bias else 0)  # dw then db: one buffer, one zeroing launch at most
+    out = (torch.empty((programs, width), device=grad.device, dtype=torch.float32) if partials
+           else torch.zeros(width, device=grad.device, dtype=torch.float32))
     tap_tiles = triton.cdiv(c * kernel * kernel, t["block_taps"]) if x is not None else 1
     _correlation_kernel[(programs, tap_tiles)](
-        grad, x if x is not None else grad, dw_out, db_out,
+        grad, x if x is not None else grad, out,
         n_rows, t["rows_per_program"], h, w, ho, wo,
         A=a, C=c, K=kernel, HAS_WEIGHT=x is not None, HAS_BIAS=with_bias, PRECISION=_precision(),
         BLOCK_M=t["block_rows"], BLOCK_K=t["block_taps"], BLOCK_A=_width(a), UNROLL=t.get("unroll"),
         PARTIALS=partials, num_warps=t["num_warps"], num_stages=t.get("num_stages", 3),
     )
-    if partials:
-        total = sums.sum(dim=0)
-        dw_out, db_out = total[:weight_size], total[weight_size:]
-    dw = dw_out.view(a, c, kernel, kernel) if x is not None else None
-    return dw, db_out if with_bias else None
+    total = out.sum(dim=0) if partials else out
+    dw = total[:weight_size].view(a, c, kernel, kernel) if x is not None else None
+    return dw, total[weight_size:] if with_bias else None
 
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, tiles: dict | None = None
