@@ -336,6 +336,86 @@ def test_pruning_needs_a_trials_table(tmp_path, capsys):
     assert "no trials.csv there" in capsys.readouterr().err
 
 
+def recorded_sweep(folder, curves: dict[int, list[float]], epoch_seconds: float = 10.0, run_root=None):
+    """An unpruned sweep on disk: trials.csv and each trial's history.csv (val.mapped_acc per epoch, cumulative
+    seconds); a trial's own seconds add 2 s of final scoring to its last epoch."""
+    rows = []
+    for number, curve in curves.items():
+        (folder / str(number)).mkdir(parents=True)
+        pd.DataFrame({"epoch": range(1, len(curve) + 1), "val.mapped_acc": curve,
+                      "seconds": [epoch_seconds * epoch for epoch in range(1, len(curve) + 1)]}
+                     ).to_csv(folder / str(number) / "history.csv", index=False)
+        rows.append({"number": number, "state": "COMPLETE", "val.mapped_acc": curve[-1],
+                     "seconds": epoch_seconds * len(curve) + 2.0, "run_dir": str((run_root or folder) / str(number))})
+    pd.DataFrame(rows).to_csv(folder / "trials.csv", index=False)
+    return folder
+
+
+# Trial 1 starts worst and ends best (the slow starter a pruner cuts); trial 3 falls behind only at the end.
+CURVES = {0: [0.6, 0.8, 0.9], 1: [0.3, 0.6, 0.95], 2: [0.7, 0.9, 0.97], 3: [0.8, 0.88, 0.5]}
+MEDIAN_PRUNER = {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 1, "n_warmup_steps": 0}
+
+
+def test_a_replayed_pruner_stops_each_recorded_curve_where_it_would_have_stopped_the_trial(tmp_path):
+    sweep = recorded_sweep(tmp_path, CURVES)
+    table = pd.read_csv(sweep / "trials.csv")
+
+    replayed = bench.replay_pruner(table, bench.trial_histories(sweep, table, "val.mapped_acc"), MEDIAN_PRUNER,
+                                   "val.mapped_acc")
+
+    # trial 1: 0.3 after epoch 1, below trial 0's 0.6; trial 2 stays at or above the median of the completed
+    # trials; trial 3's best (0.88) is below the median after the last epoch (0.9, 0.97), and the train loop
+    # asks the pruner after every epoch, the last too
+    assert replayed["state"].tolist() == ["COMPLETE", "PRUNED", "COMPLETE", "PRUNED"]
+    assert replayed["seconds"].tolist() == [32.0, 10.0, 32.0, 30.0]  # a pruned trial costs its history's seconds
+    assert replayed["val.mapped_acc"].tolist() == [0.9, 0.3, 0.97, 0.5]  # pruned: the last value reported
+    assert table["state"].eq("COMPLETE").all()  # the recorded table is left as it was
+
+
+def test_replaying_pruners_compares_each_estimate_with_the_unpruned_sweep(tmp_path, capsys):
+    # the sweep folder moved since it ran: run_dir names a place that is gone, the run folders sit beside trials.csv
+    sweep = recorded_sweep(tmp_path / "sweep", CURVES, run_root=tmp_path / "gone")
+    threshold = "{_target_: optuna.pruners.ThresholdPruner, lower: 0.5}"
+
+    assert bench.main(["pruning", str(sweep), "--replay", str(MEDIAN_PRUNER), "--replay", threshold,
+                       "--target", "0.95,0.97", "--out", str(tmp_path / "replay.csv")]) == 0
+
+    table = pd.read_csv(tmp_path / "replay.csv").set_index(["pruner", "sweep", "target"])
+    median = "MedianPruner(n_startup_trials=1, n_warmup_steps=0)"
+    # unpruned: 0.95 in trial 1 (32 + 32 s), 0.97 in trial 2 (96 s); median pruner: trial 1 cut, so 0.95 first
+    # in trial 2 (32 + 10 + 32 s)
+    assert table.loc[(median, "without pruner", 0.95), "trial_seconds_to_target"] == 64.0
+    assert table.loc[(median, "with pruner", 0.95), "trial_seconds_to_target"] == 74.0
+    assert table.loc[(median, "with pruner", 0.97), "speedup_to_target"] == pytest.approx(96 / 74, rel=5e-3)  # 3 digits
+    assert table.loc[(median, "with pruner", 0.97), "trial_seconds_total"] == 104.0
+    # the threshold pruner cuts only trial 1 (0.3 < 0.5 after epoch 1); trial 3 ends at 0.5, not below
+    assert table.loc[("ThresholdPruner(lower=0.5)", "with pruner", 0.97), "pruned"] == 1
+    assert table.loc[("ThresholdPruner(lower=0.5)", "with pruner", 0.97), "trial_seconds_total"] == 106.0
+    markdown = (tmp_path / "replay.md").read_text()
+    assert "replayed: each trial of the unpruned sweep" in markdown
+    assert f"{median}, trial-seconds of all pairs: 104 with the pruner, 128 without" in markdown
+
+
+def test_a_replay_needs_an_unpruned_sweep_with_its_histories_and_a_pruner_that_builds(tmp_path, capsys):
+    sweep = recorded_sweep(tmp_path / "sweep", CURVES)
+    replay = ["pruning", str(sweep), "--target", "0.9", "--replay"]
+
+    assert bench.main([*replay, "{_target_: optuna.pruners.NoSuchPruner}"]) == 2
+    assert "'{_target_: optuna.pruners.NoSuchPruner}': cannot build it" in capsys.readouterr().err
+    assert bench.main([*replay, "MedianPruner"]) == 2
+    assert "'MedianPruner' is not a pruner: write it as in a sweep file" in capsys.readouterr().err
+
+    (sweep / "2" / "history.csv").unlink()
+    assert bench.main([*replay, str(MEDIAN_PRUNER)]) == 2
+    assert "trial 2 has no history.csv" in capsys.readouterr().err
+
+    table = pd.read_csv(sweep / "trials.csv")
+    table.loc[1, "state"] = "PRUNED"
+    table.to_csv(sweep / "trials.csv", index=False)
+    assert bench.main([*replay, str(MEDIAN_PRUNER)]) == 2
+    assert "1 trials were pruned; --replay needs a sweep run without a pruner" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------ real train.py runs
 
 

@@ -6,6 +6,7 @@
     aesweep bench trials --concurrency 1,4         # trials/hour: N train.py processes at once vs one at a time
     aesweep bench memory --device cpu              # peak resident memory of one real train.py run
     aesweep bench pruning WITH_DIR WITHOUT_DIR --target 0.8,0.9   # time to target val.mapped_acc, pruner on/off
+    aesweep bench pruning WITHOUT_DIR --replay '{_target_: optuna.pruners.MedianPruner}' --target 0.9   # estimate
 
 Speed (the default subcommand). Every mode runs in a fresh Python process, so each gets a clean thread
 pool, a clean compile state and its own peak resident memory. A mode is a list of Hydra overrides on
@@ -47,6 +48,7 @@ import pandas as pd
 
 from aesweep.cli import OneLineParser, one_line_errors, positive_int
 from aesweep.errors import AesweepError, ConfigError
+from aesweep.pruning import pruner_from_config
 
 REPO = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO / "conf"
@@ -730,29 +732,38 @@ def best_within(trials_table: pd.DataFrame, seconds: float, metric: str) -> floa
 
 
 def pruning(args: argparse.Namespace) -> int:
-    if len(args.sweeps) % 2:
+    if len(args.sweeps) % 2 and not args.replay:
         raise BenchError(f"give sweep directories in pairs WITH WITHOUT (got {len(args.sweeps)}: "
                          f"{' '.join(args.sweeps)})")
-    pairs = list(zip(args.sweeps[::2], args.sweeps[1::2]))
     tables = {source: read_trials(Path(source)) for source in args.sweeps}
     for table in tables.values():
         require_columns(table, args.metric)
+    # (pruner, (source, trials) with it, (source, trials) without it)
+    pairs: list[tuple[str, tuple[str, pd.DataFrame], tuple[str, pd.DataFrame]]] = []
+    if args.replay:
+        histories = {source: trial_histories(Path(source), table, args.metric) for source, table in tables.items()}
+        for pruner_cfg in args.replay:
+            for source, table in tables.items():
+                replayed = replay_pruner(table, histories[source], pruner_cfg, args.metric)
+                pairs.append((pruner_label(pruner_cfg), (f"{source} replayed", replayed), (source, table)))
+    else:
+        pairs = [("as run", (with_pruner, tables[with_pruner]), (without, tables[without]))
+                 for with_pruner, without in zip(args.sweeps[::2], args.sweeps[1::2])]
     rows = []
-    for pair, (with_pruner, without) in enumerate(pairs, start=1):
+    for pair, (pruner, with_pruner, without) in enumerate(pairs, start=1):
         # the same time for both sweeps; the same cumulative sum as each trial's, so the last trial counts
-        pruned_budget = float(in_trial_order(tables[with_pruner])[1].iloc[-1])
-        best_in_budget = {source: best_within(tables[source], pruned_budget, args.metric)
-                          for source in (with_pruner, without)}
+        pruned_budget = float(in_trial_order(with_pruner[1])[1].iloc[-1])
         for target in args.target:
-            value = unpruned_best(tables[without], args.metric) if target == UNPRUNED_BEST else target
-            reached = {source: time_to_target(tables[source], value, args.metric) for source in (with_pruner, without)}
-            unpruned_seconds = reached[without]["trial_seconds_to_target"]
-            bounds = {"with pruner": speedup_bounds(reached[with_pruner], reached[without]), "without pruner": {}}
-            for label, source in (("with pruner", with_pruner), ("without pruner", without)):
-                rows.append({"pair": pair, "target": target, "target_value": value, "sweep": label, "source": source,
-                             **reached[source],
-                             "speedup_to_target": unpruned_seconds / reached[source]["trial_seconds_to_target"],
-                             **bounds[label], "best_within_pruned_total": best_in_budget[source]})
+            value = unpruned_best(without[1], args.metric) if target == UNPRUNED_BEST else target
+            reached = [time_to_target(trials, value, args.metric) for _, trials in (with_pruner, without)]
+            unpruned_seconds = reached[1]["trial_seconds_to_target"]
+            bounds = [speedup_bounds(*reached), {}]
+            for label, (source, trials), reach, bound in zip(("with pruner", "without pruner"), (with_pruner, without),
+                                                             reached, bounds):
+                rows.append({"pair": pair, "pruner": pruner, "target": target, "target_value": value, "sweep": label,
+                             "source": source, **reach,
+                             "speedup_to_target": unpruned_seconds / reach["trial_seconds_to_target"],
+                             **bound, "best_within_pruned_total": best_within(trials, pruned_budget, args.metric)})
     table = pd.DataFrame(rows)
     notes = [f"target: {args.metric} >= the target in a COMPLETE trial ({UNPRUNED_BEST}: the best the unpruned "
              "sweep of the pair found, target_value); trial-seconds = the trials' own seconds "
@@ -763,6 +774,8 @@ def pruning(args: argparse.Namespace) -> int:
              "neither reached it); "
              "best_within_pruned_total = the best COMPLETE value found within the pruned sweep's total trial-seconds "
              "(the same time budget for both)"]
+    if args.replay:
+        notes.append(REPLAY_NOTE)
     notes += pruning_summary(table) if len(pairs) > 1 else []
     if args.out:
         write_table(rounded(table), notes, Path(args.out), "aesweep bench pruning")
@@ -806,7 +819,8 @@ def pruning_summary(table: pd.DataFrame) -> list[str]:
     """
     lines = []
     pruned_rows = table[table["sweep"] == "with pruner"]
-    for target, rows in pruned_rows.groupby("target", sort=False):
+    several_pruners = pruned_rows["pruner"].nunique() > 1
+    for (pruner, target), rows in pruned_rows.groupby(["pruner", "target"], sort=False):
         known = rows.dropna(subset=["speedup_at_least"])
         if len(known):
             median = describe_bounds(known["speedup_at_least"].median(), known["speedup_at_most"].median())
@@ -815,16 +829,89 @@ def pruning_summary(table: pd.DataFrame) -> list[str]:
         values = ", ".join(describe_bounds(low, high)
                            for low, high in zip(known["speedup_at_least"], known["speedup_at_most"]))
         with_missed = int(rows["trial_seconds_to_target"].isna().sum())
-        without = table[(table["sweep"] == "without pruner") & (table["target"] == target)]
+        without = table[(table["sweep"] == "without pruner") & (table["target"] == target)
+                        & (table["pruner"] == pruner)]
         without_missed = int(without["trial_seconds_to_target"].isna().sum())
         name = target if target == UNPRUNED_BEST else f"{target:g}"
-        lines.append(f"target {name}: median speed-up {median} over the {len(known)} of {len(rows)} pairs where "
-                     f"a sweep reached it ({values}); not reached: {with_missed} with the pruner, "
-                     f"{without_missed} without")
-    totals = table.drop_duplicates("source").groupby("sweep")["trial_seconds_total"].sum()
-    lines.append(f"trial-seconds of all pairs: {totals.get('with pruner', math.nan):.0f} with the pruner, "
-                 f"{totals.get('without pruner', math.nan):.0f} without")
+        lines.append(f"{pruner + ', ' if several_pruners else ''}target {name}: median speed-up {median} over the "
+                     f"{len(known)} of {len(rows)} pairs where a sweep reached it ({values}); not reached: "
+                     f"{with_missed} with the pruner, {without_missed} without")
+    for pruner, rows in table.groupby("pruner", sort=False):
+        totals = rows.drop_duplicates("source").groupby("sweep")["trial_seconds_total"].sum()
+        lines.append(f"{pruner + ', ' if several_pruners else ''}trial-seconds of all pairs: "
+                     f"{totals.get('with pruner', math.nan):.0f} with the pruner, "
+                     f"{totals.get('without pruner', math.nan):.0f} without")
     return lines
+
+
+REPLAY_NOTE = (
+    "replayed: each trial of the unpruned sweep, in trial-number order, reports its recorded learning curve "
+    "(history.csv) to the pruner, which sees the trials before it as they would have ended; a pruned trial "
+    "costs its history's seconds at that epoch. A real pruned sweep's sampler would have learnt from the "
+    "pruned trials and proposed others, so this estimates what the pruner would have cut, it does not "
+    "measure a sweep (run one with the pruner to confirm)"
+)
+
+
+def trial_histories(source: Path, trials_table: pd.DataFrame, metric: str) -> dict[int, pd.DataFrame]:
+    """Each COMPLETE trial's history.csv (epoch, metric, cumulative seconds), found by its run_dir, or, where
+    the sweep folder moved, by the run directory's name inside the folder that holds trials.csv. Only an
+    unpruned sweep has whole curves to replay."""
+    pruned = int((trials_table["state"] == "PRUNED").sum())
+    if pruned:
+        raise BenchError(f"{source}: {pruned} trials were pruned; --replay needs a sweep run without a pruner "
+                         "(hydra.sweeper.pruner=null), whose trials all ran to the end")
+    folder = source if source.is_dir() else source.parent
+    histories = {}
+    for row in trials_table[trials_table["state"] == "COMPLETE"].itertuples():
+        recorded = Path(str(getattr(row, "run_dir", "") or row.number))
+        path = next((place / "history.csv" for place in (recorded, folder / recorded.name)
+                     if (place / "history.csv").is_file()), None)
+        if path is None:
+            raise BenchError(f"{source}: trial {row.number} has no history.csv (looked in {recorded} and "
+                             f"{folder / recorded.name}); a replay needs the sweep's run directories")
+        history = pd.read_csv(path)
+        for column in ("epoch", metric, "seconds"):
+            if column not in history:
+                raise BenchError(f"{path}: no column {column!r} (columns: {', '.join(history.columns)})")
+        histories[row.number] = history
+    return histories
+
+
+def replay_pruner(trials_table: pd.DataFrame, histories: dict[int, pd.DataFrame], pruner_cfg: dict,
+                  metric: str) -> pd.DataFrame:
+    """The unpruned sweep as `pruner_cfg` would have cut it: trials in number order, each COMPLETE one
+    reporting its history to the pruner epoch by epoch and asking after each, as `aesweep.train.run` does
+    (so a verdict after the last epoch prunes too). FAIL and other trials stay as recorded."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # a fixed name: HyperbandPruner picks each trial's bracket from a hash of the study name and trial number
+    study = optuna.create_study(study_name="aesweep-replay", direction="maximize",
+                                pruner=pruner_from_config(pruner_cfg))
+    table, _ = in_trial_order(trials_table)
+    table = table.copy()
+    for index, row in table.iterrows():
+        if row["state"] != "COMPLETE":
+            continue
+        trial = study.ask()
+        for epoch, value, seconds in histories[row["number"]][["epoch", metric, "seconds"]].itertuples(index=False):
+            if not math.isfinite(value):  # the reporter leaves non-finite values out
+                continue
+            trial.report(float(value), step=int(epoch))
+            if trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                table.loc[index, ["state", "seconds", metric]] = ["PRUNED", seconds, value]
+                break
+        else:
+            study.tell(trial, row[metric])
+    return table
+
+
+def pruner_label(pruner_cfg: dict) -> str:
+    """`MedianPruner(n_warmup_steps=5)` for {_target_: optuna.pruners.MedianPruner, n_warmup_steps: 5}."""
+    arguments = ", ".join(f"{key}={value}" for key, value in pruner_cfg.items() if key != "_target_")
+    return f"{str(pruner_cfg['_target_']).rsplit('.', 1)[-1]}({arguments})"
 
 
 # --------------------------------------------------------------------------------------------- CLI
@@ -837,6 +924,24 @@ def _targets(text: str) -> list[float | str]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or comma-separated numbers "
                                          f"(or {UNPRUNED_BEST})") from None
+
+
+def _pruner(text: str) -> dict:
+    """--replay: a pruner as the sweep files write one, in YAML flow style, built now so a typo fails here."""
+    import yaml
+
+    try:
+        pruner_cfg = yaml.safe_load(text)
+    except yaml.YAMLError:
+        pruner_cfg = None
+    if not isinstance(pruner_cfg, dict) or "_target_" not in pruner_cfg:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pruner: write it as in a sweep file, e.g. "
+                                         "'{_target_: optuna.pruners.MedianPruner, n_warmup_steps: 5}'")
+    try:
+        pruner_from_config(pruner_cfg)
+    except Exception as error:  # Hydra wraps import and argument errors; the user needs the first line
+        raise argparse.ArgumentTypeError(f"{text!r}: cannot build it: {str(error).strip().splitlines()[0]}") from None
+    return pruner_cfg
 
 
 def _int_list(text: str) -> list[int]:
@@ -903,7 +1008,12 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
     pruning_parser.add_argument("sweeps", nargs="+", metavar="WITH WITHOUT",
                                 help="sweep directories (or their trials.csv) in pairs: the sweep with its pruner, "
                                      "then the same sweep run with hydra.sweeper.pruner=null; more pairs (e.g. "
-                                     "other sampler seeds) add rows and a median")
+                                     "other sampler seeds) add rows and a median. With --replay: unpruned sweeps only")
+    pruning_parser.add_argument("--replay", type=_pruner, action="append", metavar="PRUNER",
+                                help="estimate instead of measure: what this pruner (YAML as in a sweep file, e.g. "
+                                     "'{_target_: optuna.pruners.SuccessiveHalvingPruner, min_resource: 3}') would "
+                                     "have cut from each unpruned sweep, from its trials' recorded learning curves; "
+                                     "repeat to compare pruners in one table")
     pruning_parser.add_argument("--target", type=_targets, required=True,
                                 help="the metric value(s) to reach, comma-separated (e.g. 0.8,0.9); "
                                      f"{UNPRUNED_BEST}: the best value the pair's unpruned sweep found")

@@ -13,7 +13,7 @@
 #   ARMS=sha3 bash outputs/reference/cpu-2core/pruning-long/run.sh       (then: the sha3 arms, ~30 min)
 # Targets: 0.9, 0.95, 0.96, 0.97, 0.975 fixed before the first run; unpruned-best (each seed's unpruned best)
 # added after seed 0.
-HERE=outputs/sweeps/default/pruning-long; OUT=outputs/reference/cpu-2core/pruning-long; PY=${PY:-.venv/bin/python}
+OUT=${OUT:-outputs/reference/cpu-2core/pruning-long}; HERE=outputs/sweeps/default/$(basename $OUT); PY=${PY:-.venv/bin/python}
 sweep() {  # arm seed
   local arm=$1 seed=$2 pruner=()
   [ $arm = off ] && pruner=(hydra.sweeper.pruner=null)
@@ -28,7 +28,7 @@ sweep() {  # arm seed
   cp $HERE/$arm-seed$seed/trials.csv $OUT/trials-$arm-seed$seed.csv
 }
 export -f sweep; export HERE OUT PY
-mkdir -p $HERE
+mkdir -p $HERE $OUT
 # the long unpruned arms first, so the two slots stay busy
 for seed in ${SEEDS:-0 1 2 3}; do for arm in ${ARMS:-off sha}; do echo "$arm $seed"; done; done |
   xargs -P ${P:-2} -L 1 bash -c 'sweep $0 $1'
