@@ -364,18 +364,17 @@ def test_a_replayed_pruner_stops_each_recorded_curve_where_it_would_have_stopped
                                    "val.mapped_acc")
 
     # trial 1: 0.3 after epoch 1, below trial 0's 0.6; trial 2 stays at or above the median of the completed
-    # trials; trial 3's best (0.88) is below the median after the last epoch (0.9, 0.97), and the train loop
-    # asks the pruner after every epoch, the last too
-    assert replayed["state"].tolist() == ["COMPLETE", "PRUNED", "COMPLETE", "PRUNED"]
-    assert replayed["seconds"].tolist() == [32.0, 10.0, 32.0, 30.0]  # a pruned trial costs its history's seconds
-    assert replayed["val.mapped_acc"].tolist() == [0.9, 0.3, 0.97, 0.5]  # pruned: the last value reported
+    # trials; trial 3 is above it until its last epoch, after which the train loop does not ask the pruner
+    assert replayed["state"].tolist() == ["COMPLETE", "PRUNED", "COMPLETE", "COMPLETE"]
+    assert replayed["seconds"].tolist() == [32.0, 10.0, 32.0, 32.0]  # a pruned trial costs its history's seconds
+    assert replayed["val.mapped_acc"].tolist() == [0.9, 0.3, 0.97, 0.5]  # pruned: the value it was cut at
     assert table["state"].eq("COMPLETE").all()  # the recorded table is left as it was
 
 
 def test_replaying_pruners_compares_each_estimate_with_the_unpruned_sweep(tmp_path, capsys):
     # the sweep folder moved since it ran: run_dir names a place that is gone, the run folders sit beside trials.csv
     sweep = recorded_sweep(tmp_path / "sweep", CURVES, run_root=tmp_path / "gone")
-    threshold = "{_target_: optuna.pruners.ThresholdPruner, lower: 0.5}"
+    threshold = "{_target_: optuna.pruners.ThresholdPruner, lower: 0.6}"
 
     assert bench.main(["pruning", str(sweep), "--replay", str(MEDIAN_PRUNER), "--replay", threshold,
                        "--target", "0.95,0.97", "--out", str(tmp_path / "replay.csv")]) == 0
@@ -387,13 +386,13 @@ def test_replaying_pruners_compares_each_estimate_with_the_unpruned_sweep(tmp_pa
     assert table.loc[(median, "without pruner", 0.95), "trial_seconds_to_target"] == 64.0
     assert table.loc[(median, "with pruner", 0.95), "trial_seconds_to_target"] == 74.0
     assert table.loc[(median, "with pruner", 0.97), "speedup_to_target"] == pytest.approx(96 / 74, rel=5e-3)  # 3 digits
-    assert table.loc[(median, "with pruner", 0.97), "trial_seconds_total"] == 104.0
-    # the threshold pruner cuts only trial 1 (0.3 < 0.5 after epoch 1); trial 3 ends at 0.5, not below
-    assert table.loc[("ThresholdPruner(lower=0.5)", "with pruner", 0.97), "pruned"] == 1
-    assert table.loc[("ThresholdPruner(lower=0.5)", "with pruner", 0.97), "trial_seconds_total"] == 106.0
+    assert table.loc[(median, "with pruner", 0.97), "trial_seconds_total"] == 106.0
+    # the threshold pruner cuts trial 1 (0.3 < 0.6 after epoch 1); trial 3 ends at 0.5, after its last epoch
+    assert table.loc[("ThresholdPruner(lower=0.6)", "with pruner", 0.97), "pruned"] == 1
+    assert table.loc[("ThresholdPruner(lower=0.6)", "with pruner", 0.97), "trial_seconds_total"] == 106.0
     markdown = (tmp_path / "replay.md").read_text()
     assert "replayed: each trial of the unpruned sweep" in markdown
-    assert f"{median}, trial-seconds of all pairs: 104 with the pruner, 128 without" in markdown
+    assert f"{median}, trial-seconds of all pairs: 106 with the pruner, 128 without" in markdown
 
 
 def test_a_replay_needs_an_unpruned_sweep_with_its_histories_and_a_pruner_that_builds(tmp_path, capsys):
@@ -401,7 +400,10 @@ def test_a_replay_needs_an_unpruned_sweep_with_its_histories_and_a_pruner_that_b
     replay = ["pruning", str(sweep), "--target", "0.9", "--replay"]
 
     assert bench.main([*replay, "{_target_: optuna.pruners.NoSuchPruner}"]) == 2
-    assert "'{_target_: optuna.pruners.NoSuchPruner}': cannot build it" in capsys.readouterr().err
+    assert "--replay='optuna.pruners.NoSuchPruner' is not allowed: null or an optuna.pruners class" in \
+        capsys.readouterr().err
+    assert bench.main([*replay, "{_target_: optuna.pruners.MedianPruner, warmup: 5}"]) == 2
+    assert "unexpected keyword argument 'warmup'" in capsys.readouterr().err
     assert bench.main([*replay, "MedianPruner"]) == 2
     assert "'MedianPruner' is not a pruner: write it as in a sweep file" in capsys.readouterr().err
 

@@ -4,7 +4,7 @@ import optuna
 import pytest
 
 from aesweep.errors import ConfigError
-from aesweep.pruning import PRUNER_ATTR, TrialReporter, lookup_metric, open_storage
+from aesweep.pruning import PRUNER_ATTR, TrialReporter, checked_pruner, lookup_metric, open_storage
 
 THRESHOLD = {"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.5}
 
@@ -25,6 +25,21 @@ def running_trial(tmp_path, directions=("maximize",), pruner_cfg=THRESHOLD):
     return study, trial, trial_cfg
 
 
+def test_a_pruner_config_builds_its_pruner_or_is_refused_in_one_line_naming_the_key():
+    assert isinstance(checked_pruner(THRESHOLD, "hydra.sweeper.pruner"), optuna.pruners.ThresholdPruner)
+    assert isinstance(checked_pruner(None, "hydra.sweeper.pruner"), optuna.pruners.NopPruner)
+
+    with pytest.raises(ConfigError) as wrong_argument:
+        checked_pruner({"_target_": "optuna.pruners.MedianPruner", "warmup": 5}, "hydra.sweeper.pruner")
+    message = str(wrong_argument.value)
+    assert message.startswith("hydra.sweeper.pruner='optuna.pruners.MedianPruner' is not allowed: null or an optuna")
+    assert message.endswith("(TypeError: MedianPruner.__init__() got an unexpected keyword argument 'warmup')")
+    assert "\n" not in message
+
+    with pytest.raises(ConfigError, match=r"hydra.sweeper.pruner='collections.OrderedDict' is not allowed"):
+        checked_pruner({"_target_": "collections.OrderedDict"}, "hydra.sweeper.pruner")  # builds, but no pruner
+
+
 def test_outside_a_sweep_there_is_no_reporter():
     assert TrialReporter.from_config({"study_name": None, "storage": None, "trial_id": None}) is None
     assert TrialReporter.from_config(None) is None
@@ -36,6 +51,12 @@ def test_report_stores_the_value_per_epoch_and_relays_the_pruners_verdict(tmp_pa
     assert reporter.report(1, {"val.mapped_acc": 0.7}) is False
     assert reporter.report(2, {"val": {"mapped_acc": 0.3}}) is True
     assert study.trials[0].intermediate_values == {1: 0.7, 2: 0.3}
+
+
+def test_after_the_last_epoch_the_value_is_reported_but_the_trial_is_not_pruned(tmp_path):
+    study, _, trial_cfg = running_trial(tmp_path)  # the threshold pruner would cut 0.3
+    assert TrialReporter.from_config(trial_cfg).report(5, {"val.mapped_acc": 0.3}, last=True) is False
+    assert study.trials[0].intermediate_values == {5: 0.3}
 
 
 def test_multi_objective_studies_are_never_pruned(tmp_path):

@@ -228,20 +228,26 @@ def test_nan_loss_ends_the_run_as_diverged_with_exit_0(tmp_path, mnist_root):
 # ---------------------------------------------------------------- pruning
 
 
-def test_a_pruned_trial_stops_after_the_epoch_and_skips_the_final_scoring(tmp_path, mnist_root):
+def run_trial_that_any_score_prunes(tmp_path, epochs: int):
+    """train.py as the sweeper launches a trial's job, in a study whose pruner cuts every reported score."""
     import optuna
 
     from aesweep.pruning import PRUNER_ATTR, open_storage
 
     journal = str(tmp_path / "journal.log")
     study = optuna.create_study(study_name="s", storage=open_storage(journal), direction="maximize")
-    study.set_user_attr(PRUNER_ATTR, {"_target_": "optuna.pruners.ThresholdPruner", "lower": 1.01})  # prunes any score
+    study.set_user_attr(PRUNER_ATTR, {"_target_": "optuna.pruners.ThresholdPruner", "lower": 1.01})
     trial = study.ask()
     run_dir = tmp_path / "run"
-    result = train_py("trainer.epochs=3", "data.subset=2000", "data.val_size=1000", "device=cpu",
+    result = train_py(f"trainer.epochs={epochs}", "data.subset=2000", "data.val_size=1000", "device=cpu",
                       "trial.study_name=s", f"trial.storage={journal}", f"trial.trial_id={trial._trial_id}",
                       f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr
+    return study, run_dir
+
+
+def test_a_pruned_trial_stops_after_the_epoch_and_skips_the_final_scoring(tmp_path, mnist_root):
+    study, run_dir = run_trial_that_any_score_prunes(tmp_path, epochs=3)
     metrics = strict_json(run_dir / "metrics.json")
     history = pd.read_csv(run_dir / "history.csv")
     assert (metrics["status"], metrics["reason"]) == ("pruned", "pruned after epoch 1")
@@ -250,6 +256,14 @@ def test_a_pruned_trial_stops_after_the_epoch_and_skips_the_final_scoring(tmp_pa
     assert metrics["test"] is None and metrics["fit"] is None and metrics["confusion"] is None
     assert not any((run_dir / name).exists() for name in ("model.pt", "confusion.png", "reconstructions.png"))
     assert study.trials[0].intermediate_values == {1: metrics["val"]["mapped_acc"]}
+
+
+def test_after_its_last_epoch_a_trial_reports_and_completes_whatever_the_pruner_says(tmp_path, mnist_root):
+    study, run_dir = run_trial_that_any_score_prunes(tmp_path, epochs=1)
+    metrics = strict_json(run_dir / "metrics.json")
+    assert (metrics["status"], metrics["epochs"]) == ("completed", 1)
+    assert metrics["test"] is not None and (run_dir / "confusion.png").exists()
+    assert study.trials[0].intermediate_values == {1: pd.read_csv(run_dir / "history.csv")["val.mapped_acc"][0]}
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="mallopt is glibc's")

@@ -48,7 +48,7 @@ import pandas as pd
 
 from aesweep.cli import OneLineParser, one_line_errors, positive_int
 from aesweep.errors import AesweepError, ConfigError
-from aesweep.pruning import pruner_from_config
+from aesweep.pruning import checked_pruner, pruner_from_config
 
 REPO = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO / "conf"
@@ -881,8 +881,8 @@ def trial_histories(source: Path, trials_table: pd.DataFrame, metric: str) -> di
 def replay_pruner(trials_table: pd.DataFrame, histories: dict[int, pd.DataFrame], pruner_cfg: dict,
                   metric: str) -> pd.DataFrame:
     """The unpruned sweep as `pruner_cfg` would have cut it: trials in number order, each COMPLETE one
-    reporting its history to the pruner epoch by epoch and asking after each, as `aesweep.train.run` does
-    (so a verdict after the last epoch prunes too). FAIL and other trials stay as recorded."""
+    reporting its history to the pruner epoch by epoch and asking after each but the last, as
+    `aesweep.train.run` does. FAIL and other trials stay as recorded."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -895,11 +895,13 @@ def replay_pruner(trials_table: pd.DataFrame, histories: dict[int, pd.DataFrame]
         if row["state"] != "COMPLETE":
             continue
         trial = study.ask()
-        for epoch, value, seconds in histories[row["number"]][["epoch", metric, "seconds"]].itertuples(index=False):
+        history = histories[row["number"]]
+        last_epoch = history["epoch"].max()
+        for epoch, value, seconds in history[["epoch", metric, "seconds"]].itertuples(index=False):
             if not math.isfinite(value):  # the reporter leaves non-finite values out
                 continue
             trial.report(float(value), step=int(epoch))
-            if trial.should_prune():
+            if epoch < last_epoch and trial.should_prune():
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 table.loc[index, ["state", "seconds", metric]] = ["PRUNED", seconds, value]
                 break
@@ -937,10 +939,7 @@ def _pruner(text: str) -> dict:
     if not isinstance(pruner_cfg, dict) or "_target_" not in pruner_cfg:
         raise argparse.ArgumentTypeError(f"{text!r} is not a pruner: write it as in a sweep file, e.g. "
                                          "'{_target_: optuna.pruners.MedianPruner, n_warmup_steps: 5}'")
-    try:
-        pruner_from_config(pruner_cfg)
-    except Exception as error:  # Hydra wraps import and argument errors; the user needs the first line
-        raise argparse.ArgumentTypeError(f"{text!r}: cannot build it: {str(error).strip().splitlines()[0]}") from None
+    checked_pruner(pruner_cfg, "--replay")
     return pruner_cfg
 
 

@@ -5,6 +5,16 @@ class AesweepError(Exception):
     """A mistake in the user's input (config, data, paths). Shown as one line, never a traceback."""
 
 
+# A reason recorded on a trial or shown in an error line is cut here: one line, not a traceback.
+REASON_MAX_CHARS = 300
+
+
+def one_line(error: BaseException) -> str:
+    """`TypeError: what it says`, whitespace folded, so a library's multi-line message fits an error line."""
+    text = " ".join(str(error).split()) or "(no message)"
+    return f"{type(error).__name__}: {text}"[:REASON_MAX_CHARS]
+
+
 class ConfigError(AesweepError):
     def __init__(self, key: str, value: object, allowed: str):
         self.key, self.value, self.allowed = key, value, allowed

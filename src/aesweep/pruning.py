@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aesweep.errors import ConfigError
+from aesweep.errors import ConfigError, one_line
 
 if TYPE_CHECKING:
     import optuna
@@ -133,6 +133,23 @@ def pruner_from_config(pruner_cfg: Mapping[str, Any] | None) -> optuna.pruners.B
     return instantiate(dict(pruner_cfg))
 
 
+PRUNER_FORMS = "null or an optuna.pruners class with its arguments, e.g. {_target_: optuna.pruners.MedianPruner}"
+
+
+def checked_pruner(pruner_cfg: Mapping[str, Any] | None, key: str) -> optuna.pruners.BasePruner:
+    """`pruner_from_config`, with a config that builds no pruner refused in one line naming `key`."""
+    import optuna
+
+    target = (pruner_cfg or {}).get("_target_")
+    try:
+        pruner = pruner_from_config(pruner_cfg)
+    except Exception as error:  # Hydra wraps the import or argument error; its cause says what is wrong
+        raise ConfigError(key, target, f"{PRUNER_FORMS} ({one_line(error.__cause__ or error)})") from None
+    if not isinstance(pruner, optuna.pruners.BasePruner):
+        raise ConfigError(key, target, PRUNER_FORMS)
+    return pruner
+
+
 class TrialReporter:
     """Reports one metric per epoch to a running Optuna trial and relays the pruner's verdict."""
 
@@ -170,9 +187,12 @@ class TrialReporter:
     def number(self) -> int:
         return self.trial.number
 
-    def report(self, epoch: int, metrics: Mapping[str, Any]) -> bool:
+    def report(self, epoch: int, metrics: Mapping[str, Any], last: bool = False) -> bool:
         """Report ``metrics[report]`` at step ``epoch``; True when the trial should stop now.
 
+        After the ``last`` epoch the value is reported but the pruner is not asked: the training is
+        paid for, and a finished trial tells the sampler more as COMPLETE than as PRUNED (a pruner
+        whose rung or warm-up ends at the last epoch would otherwise throw finished trials away).
         Multi-objective studies are never pruned (Optuna cannot). A NaN/inf value is not reported:
         divergence is the train loop's call, not the pruner's. If the sweeper already closed the
         trial (it was declared stale), the job stops: nobody would record its result.
@@ -189,7 +209,7 @@ class TrialReporter:
 
         try:
             self.trial.report(value, step=int(epoch))
-            return self.trial.should_prune()
+            return not last and self.trial.should_prune()
         except UpdateFinishedTrialError:
             log.warning("trial %d was already closed by the sweeper; stopping this job", self.trial.number)
             return True

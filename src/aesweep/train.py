@@ -431,7 +431,8 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
         write_csv_atomic(out_dir / "history.csv", pd.DataFrame(history))
         log.info("epoch %d/%d loss %.4f val.mapped_acc %.4f val.nmi %.3f clusters %d (%.1fs)", epoch + 1,
                  cfg.trainer.epochs, losses["loss"], val["mapped_acc"], val["nmi"], val["clusters_used"], row["seconds"])
-        if reporter is not None and reporter.report(epoch + 1, {k: v for k, v in row.items() if k.startswith("val.")}):
+        val_metrics = {k: v for k, v in row.items() if k.startswith("val.")}
+        if reporter is not None and reporter.report(epoch + 1, val_metrics, last=epoch + 1 == cfg.trainer.epochs):
             status, reason = "pruned", f"pruned after epoch {epoch + 1}"
             log.info("trial %s", reason)
             break

@@ -40,8 +40,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 
-from aesweep.errors import AesweepError, ConfigError
-from aesweep.pruning import PRUNER_ATTR, is_journal_file, lookup_metric, open_storage, pruner_from_config
+from aesweep.errors import AesweepError, ConfigError, one_line
+from aesweep.pruning import PRUNER_ATTR, checked_pruner, is_journal_file, lookup_metric, open_storage
 
 from . import _tables
 from ._search_space import (
@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 
 DIRECTIONS = ("maximize", "minimize")
 DEFAULT_STORAGE = "outputs/optuna/journal.log"  # relative to the directory the command starts in
-REASON_MAX_CHARS = 300
 
 
 @dataclass
@@ -85,11 +84,6 @@ class Claim:
     overrides: list[str]  # the task overrides that reproduce the run (recorded, and best.yaml)
     job_overrides: list[str] = field(default_factory=list)  # + trial.* and the job's subdir
     run_dir: Path = Path()
-
-
-def one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or "(no message)"
-    return f"{type(error).__name__}: {text}"[:REASON_MAX_CHARS]
 
 
 def _exit(code: int, message: str) -> NoReturn:
@@ -274,17 +268,7 @@ class OptunaSweep:
             plan.study.sampler = self._sampler(plan.space, trial_seed(int(seed), trial.number))
 
     def _pruner(self) -> optuna.pruners.BasePruner:
-        target = (self.pruner_cfg or {}).get("_target_")
-        allowed = "null or an optuna.pruners class with its arguments, e.g. {_target_: optuna.pruners.MedianPruner}"
-        try:
-            pruner = pruner_from_config(self.pruner_cfg)
-        except Exception as error:
-            raise ConfigError(
-                "hydra.sweeper.pruner", target, f"{allowed} ({one_line(error.__cause__ or error)})"
-            ) from None
-        if not isinstance(pruner, optuna.pruners.BasePruner):
-            raise ConfigError("hydra.sweeper.pruner", target, allowed)
-        return pruner
+        return checked_pruner(self.pruner_cfg, "hydra.sweeper.pruner")
 
     def plan(self, arguments: list[str]) -> Plan:
         assert self.config is not None and self.hydra_context is not None
