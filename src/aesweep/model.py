@@ -98,8 +98,7 @@ class SeedAutoencoder(Autoencoder):
         activation: str = "relu",
     ):
         super().__init__()
-        if bottleneck < 1:
-            raise ConfigError("model.bottleneck", bottleneck, "an integer >= 1")
+        _check_bottleneck_and_dropout(bottleneck)
         self.encoder = nn.Sequential(
             nn.Conv2d(1, 4, kernel_size=5),  # 4 x 24 x 24
             make_activation(activation),
@@ -119,6 +118,13 @@ class SeedAutoencoder(Autoencoder):
             nn.ConvTranspose2d(10, 1, kernel_size=5),  # 1 x 28 x 28
             nn.Sigmoid(),
         )
+
+
+def _check_bottleneck_and_dropout(bottleneck: int, dropout: float = 0.0) -> None:
+    if bottleneck < 1:
+        raise ConfigError("model.bottleneck", bottleneck, "an integer >= 1")
+    if not 0 <= dropout < 1:
+        raise ConfigError("model.dropout", dropout, "a number in [0, 1)")
 
 
 def _as_list(value: int | Sequence[int], length: int, key: str) -> list[int]:
@@ -149,10 +155,7 @@ class ConvAutoencoder(Autoencoder):
         channels = [int(c) for c in channels]
         if not channels or min(channels) < 1:
             raise ConfigError("model.channels", channels, "a non-empty list of integers >= 1")
-        if bottleneck < 1:
-            raise ConfigError("model.bottleneck", bottleneck, "an integer >= 1")
-        if not 0 <= dropout < 1:
-            raise ConfigError("model.dropout", dropout, "a number in [0, 1)")
+        _check_bottleneck_and_dropout(bottleneck, dropout)
         kernels = _as_list(kernels, len(channels), "model.kernels")
         strides = _as_list(strides, len(channels), "model.strides")
 
@@ -204,10 +207,7 @@ class MLPAutoencoder(Autoencoder):
         image_size: int = 28,
     ):
         super().__init__()
-        if bottleneck < 1:
-            raise ConfigError("model.bottleneck", bottleneck, "an integer >= 1")
-        if not 0 <= dropout < 1:
-            raise ConfigError("model.dropout", dropout, "a number in [0, 1)")
+        _check_bottleneck_and_dropout(bottleneck, dropout)
         widths = [image_size * image_size] + [int(h) for h in hidden]
         encoder: list[nn.Module] = [nn.Flatten()]
         for w_in, w_out in zip(widths, widths[1:]):
