@@ -1,5 +1,5 @@
 # Does pruning pay on the H100? Run in session 5 with TRIALS=12 (inside session5/run1.sh: 256 s there;
-# results in session5/pruning/, read in the top README's "Pruning that pays").
+# results in session5/pruning/, read in docs/performance.md, "Pruning that pays").
 #   bash outputs/reference/h100/pruning.sh     (from the repository root)
 # The headline sweep (sweep=full: all 55,000 images, 20 epochs a trial) in three arms at once on one GPU,
 # same sampler seed and trial budget, WORKERS workers each (so every arm sees the same contention):
@@ -9,7 +9,7 @@
 #           the top ninth at epoch 15 (first rung at 5, like the median pruner's warm-up: trials with
 #           loss.warmup_epochs=2 start slowly, and on the CPU an epoch-1 rung cut the eventual best trial)
 # then trial-seconds to each target for each pruner against off (aesweep bench pruning).
-# The 2-core CPU comparison (sweep=default, 5-epoch trials): README, "Pruning that pays".
+# The 2-core CPU comparison (sweep=default, 5-epoch trials): docs/performance.md, "Pruning that pays".
 [ -n "$DRY_RUN$SET_UP" ] || source outputs/reference/h100/setup.sh || exit 1  # DRY_RUN=1: this machine, CPU; SET_UP=1: setup.sh already sourced
 OUT=${OUT:-$PWD/h100-results}; LOGS=/tmp/pruning-logs; mkdir -p $OUT $LOGS; PIDS=()
 TRIALS=${TRIALS:-15}; WORKERS=${WORKERS:-3}; ARMS=${ARMS:-off median sha}

@@ -1,7 +1,7 @@
 # Which pruner would have paid? Replays pruners over the recorded learning curves of the unpruned sweeps
 # in $OUT/off-seed*/ (trials.csv and each trial's history.csv, copied from run.sh's sweep folders) -
 # seconds, no training. The first two are pruners run.sh measured, so the replay can be checked against
-# real pruned sweeps (README, "Pruning that pays"). From the repository root:
+# real pruned sweeps (docs/performance.md, "Pruning that pays"). From the repository root:
 #   bash outputs/reference/cpu-2core/pruning-long/replay.sh                         (15-epoch trials, seeds 0-3)
 #   OUT=outputs/reference/cpu-2core/pruning-30ep EPOCHS=30 bash outputs/reference/cpu-2core/pruning-long/replay.sh
 OUT=${OUT:-outputs/reference/cpu-2core/pruning-long}; PY=${PY:-.venv/bin/python}; P=optuna.pruners

@@ -9,7 +9,7 @@
 #     step 2, equal time rather than equal trials: each sha study continued to 40 trials, about the
 #     trial-seconds of 16 unpruned ones (the same command with a larger n_trials resumes the study, and
 #     trial k still samples with its own seed, so this is what a 40-trial sweep would have run)
-# then: aesweep bench pruning <arm> <off> ... --target 0.8,0.9 (README, "Pruning that pays").
+# then: aesweep bench pruning <arm> <off> ... --target 0.8,0.9 (docs/performance.md, "Pruning that pays").
 HERE=outputs/sweeps/default/pruning-s4; PY=${PY:-.venv/bin/python}
 sweep() {  # arm seed trials
   local arm=$1 seed=$2 trials=$3 pruner=()
