@@ -17,6 +17,8 @@
 # Session 9, 30-epoch trials (24 a sweep, sampler seeds 0-1) in their own folder (then replay.sh there):
 #   OUT=outputs/reference/cpu-2core/pruning-30ep EPOCHS=30 TRIALS=24 SEEDS="0 1" ARMS="off sha3" bash ...run.sh
 #   OUT=outputs/reference/cpu-2core/pruning-30ep EPOCHS=30 TRIALS=24 SEEDS="0 1" ARMS=hb bash ...run.sh
+# Session 10, seeds 2-3 of the unpruned and Hyperband arms (1 h 35 min), then replay.sh over all four:
+#   OUT=outputs/reference/cpu-2core/pruning-30ep EPOCHS=30 TRIALS=24 SEEDS="2 3" ARMS="off hb" bash ...run.sh
 OUT=${OUT:-outputs/reference/cpu-2core/pruning-long}; HERE=outputs/sweeps/default/$(basename $OUT); PY=${PY:-.venv/bin/python}
 sweep() {  # arm seed
   local arm=$1 seed=$2 pruner=()
