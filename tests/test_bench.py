@@ -415,8 +415,29 @@ def test_a_replay_needs_an_unpruned_sweep_with_its_histories_and_a_pruner_that_b
     table.loc[1, "state"] = "PRUNED"
     table.to_csv(sweep / "trials.csv", index=False)
     assert bench.main([*replay, str(MEDIAN_PRUNER)]) == 2
-    assert "1 trials were pruned; --replay needs a sweep run without a pruner" in capsys.readouterr().err
+    assert "1 trials were pruned; --replay and curves need a sweep run without a pruner" in capsys.readouterr().err
 
+
+
+def test_curves_tell_from_which_epoch_the_trials_rank_as_they_will_end(tmp_path, capsys):
+    sweep = recorded_sweep(tmp_path / "sweep", CURVES)
+
+    assert bench.main(["curves", str(sweep), "--out", str(tmp_path / "curves.csv")]) == 0
+
+    table = pd.read_csv(tmp_path / "curves.csv").set_index("epoch")
+    # final values 0.9, 0.95, 0.97, 0.5: after epoch 1 (0.6, 0.3, 0.7, 0.8) the rank differences are 0, -2, -1, 3,
+    # Spearman 1 - 6 * 14 / (4 * 15) = -0.4; after epoch 2 (0.8, 0.6, 0.9, 0.88) 0, -2, 0, 2: 0.2
+    assert table["spearman_to_final"].tolist() == pytest.approx([-0.4, 0.2, 1.0])
+    # the best trial (2, 0.97) is second after epoch 1 (trial 3's 0.8 is ahead), first from epoch 2 on
+    assert table["best_trial_rank_median"].tolist() == [2, 1, 1]
+    assert table["best_in_top_third"].tolist() == [0, 1, 1]  # a third of 4 trials: the first
+    assert "the ranking correlates at 0.8 or more from epoch 3 on" in (tmp_path / "curves.md").read_text()
+
+    table = pd.read_csv(sweep / "trials.csv")
+    table.loc[1, "state"] = "PRUNED"  # a pruned trial's curve stops early: its final value is unknown
+    table.to_csv(sweep / "trials.csv", index=False)
+    assert bench.main(["curves", str(sweep)]) == 2
+    assert "1 trials were pruned" in capsys.readouterr().err
 
 # ------------------------------------------------------------------------------ real train.py runs
 

@@ -7,6 +7,7 @@
     aesweep bench memory --device cpu              # peak resident memory of one real train.py run
     aesweep bench pruning WITH_DIR WITHOUT_DIR --target 0.8,0.9   # time to target val.mapped_acc, pruner on/off
     aesweep bench pruning WITHOUT_DIR --replay '{_target_: optuna.pruners.MedianPruner}' --target 0.9   # estimate
+    aesweep bench curves WITHOUT_DIR [WITHOUT_DIR ...]   # from which epoch trials rank as they will end
 
 Speed (the default subcommand). Every mode runs in a fresh Python process, so each gets a clean thread
 pool, a clean compile state and its own peak resident memory. A mode is a list of Hydra overrides on
@@ -493,7 +494,8 @@ SIGNIFICANT = {"images_per_s": 4, "s_per_epoch": 3, "vs_seed": 3, "gflop_per_ste
                "matmul_gflop_per_s": 3, "floor_s_per_epoch": 3, "achieved": 2, "peak_rss_mb": 4, "mean_loss": 5,
                "loss_vs_eager": 2, "wall_s": 3, "mean_trial_s": 3, "trials_per_hour": 4, "vs_one_at_a_time": 3,
                "mean_val_mapped_acc": 4, "peak_rss_mb_per_trial": 4, "seconds": 3, "speedup_to_target": 3,
-               "speedup_at_least": 3, "speedup_at_most": 3, "trial_seconds_total": 4, "trial_seconds_to_target": 4}
+               "speedup_at_least": 3, "speedup_at_most": 3, "trial_seconds_total": 4, "trial_seconds_to_target": 4,
+               "spearman_to_final": 2}
 
 
 def rounded(table: pd.DataFrame) -> pd.DataFrame:
@@ -859,8 +861,8 @@ def trial_histories(source: Path, trials_table: pd.DataFrame, metric: str) -> di
     unpruned sweep has whole curves to replay."""
     pruned = int((trials_table["state"] == "PRUNED").sum())
     if pruned:
-        raise BenchError(f"{source}: {pruned} trials were pruned; --replay needs a sweep run without a pruner "
-                         "(hydra.sweeper.pruner=null), whose trials all ran to the end")
+        raise BenchError(f"{source}: {pruned} trials were pruned; --replay and curves need a sweep run without "
+                         "a pruner (hydra.sweeper.pruner=null), whose trials all ran to the end")
     folder = source if source.is_dir() else source.parent
     histories = {}
     for row in trials_table[trials_table["state"] == "COMPLETE"].itertuples():
@@ -869,7 +871,7 @@ def trial_histories(source: Path, trials_table: pd.DataFrame, metric: str) -> di
                      if (place / "history.csv").is_file()), None)
         if path is None:
             raise BenchError(f"{source}: trial {row.number} has no history.csv (looked in {recorded} and "
-                             f"{folder / recorded.name}); a replay needs the sweep's run directories")
+                             f"{folder / recorded.name}); the whole learning curves are in the sweep's run directories")
         history = pd.read_csv(path)
         for column in ("epoch", metric, "seconds"):
             if column not in history:
@@ -915,6 +917,62 @@ def pruner_label(pruner_cfg: dict) -> str:
     arguments = ", ".join(f"{key}={value}" for key, value in pruner_cfg.items() if key != "_target_")
     return f"{str(pruner_cfg['_target_']).rsplit('.', 1)[-1]}({arguments})"
 
+
+
+def curve_ranking(histories: Sequence[dict[int, pd.DataFrame]], metric: str) -> pd.DataFrame:
+    """How early a sweep's trials are ranked as they will end, epoch by epoch, over the unpruned sweeps'
+    recorded curves: the Spearman correlation of each trial's `metric` after that epoch with its final one
+    (all sweeps' trials together), and where each sweep's finally best trial stood among its trials then.
+    A pruner's rung ranks trials at its epoch; before the correlation is high it ranks noise."""
+    from scipy.stats import spearmanr
+
+    rows = []
+    last_epoch = max(int(history["epoch"].max()) for curves in histories for history in curves.values())
+    for epoch in range(1, last_epoch + 1):
+        now, final, best_ranks = [], [], []
+        for curves in histories:
+            at_epoch = {number: history.loc[history["epoch"] == epoch, metric] for number, history in curves.items()}
+            at_epoch = {number: float(values.iloc[0]) for number, values in at_epoch.items() if len(values)}
+            ends = {number: float(history[metric].iloc[-1]) for number, history in curves.items()}
+            now += [at_epoch[number] for number in at_epoch]
+            final += [ends[number] for number in at_epoch]
+            best = max(ends, key=lambda number: ends[number])
+            if best in at_epoch:  # 1 = ahead of every trial of its sweep
+                best_ranks.append(1 + sum(value > at_epoch[best] for value in at_epoch.values()))
+        if len(now) < 3:
+            continue
+        correlation = spearmanr(now, final, nan_policy="omit").statistic
+        trials_per_sweep = len(now) / len(histories)
+        rows.append({"epoch": epoch, "trials": len(now), "spearman_to_final": correlation,
+                     "best_trial_rank_median": float(pd.Series(best_ranks).median()) if best_ranks else math.nan,
+                     "best_in_top_third": sum(rank <= max(1.0, trials_per_sweep / 3) for rank in best_ranks),
+                     "sweeps": len(best_ranks)})
+    return pd.DataFrame(rows)
+
+
+def curves(args: argparse.Namespace) -> int:
+    tables = {source: read_trials(Path(source)) for source in args.sweeps}
+    for table in tables.values():
+        require_columns(table, args.metric)
+    histories = [trial_histories(Path(source), table, args.metric) for source, table in tables.items()]
+    table = curve_ranking(histories, args.metric)
+    notes = [f"spearman_to_final: rank correlation of each trial's {args.metric} after that epoch with its value "
+             "after its last epoch (every trial of every sweep); best_trial_rank_median: where each sweep's finally "
+             "best trial stood among its sweep's trials after that epoch (1 = first), median over the sweeps; "
+             "best_in_top_third: in how many sweeps it was in the top third then (what a reduction factor of 3 "
+             "keeps at a rung)"]
+    unsettled = table.loc[table["spearman_to_final"] < 0.8, "epoch"]
+    settled_from = int(unsettled.max()) + 1 if len(unsettled) else 1
+    if settled_from in set(table["epoch"]):
+        notes.append(f"the ranking correlates at 0.8 or more from epoch {settled_from} on: a pruner's first rung "
+                     "or warm-up before it ranks trials that will still cross")
+    if args.out:
+        write_table(rounded(table), notes, Path(args.out), "aesweep bench curves")
+    else:
+        from aesweep.results import format_table
+
+        sys.stdout.write(format_table(rounded(table), "md", notes))
+    return 0
 
 # --------------------------------------------------------------------------------------------- CLI
 
@@ -968,7 +1026,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> dict[str, argparse.ArgumentParser]:
     speed_parser = OneLineParser(prog="aesweep bench", formatter_class=argparse.RawDescriptionHelpFormatter,
                                  description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
-                                 epilog="More: `aesweep bench trials|memory|pruning --help`.")
+                                 epilog="More: `aesweep bench trials|memory|pruning|curves --help`.")
     _add_model_options(speed_parser)
     speed_parser.add_argument("--modes", type=_names, metavar="NAME[,NAME...]",
                               help="only these modes (default: every mode for the device; --quick: the fast ones)")
@@ -1018,7 +1076,16 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
                                      f"{UNPRUNED_BEST}: the best value the pair's unpruned sweep found")
     pruning_parser.add_argument("--metric", default="val.mapped_acc", help="trials.csv column (default val.mapped_acc)")
     pruning_parser.add_argument("--out", metavar="CSV", help="also write the table there (.csv and .md)")
-    return {"speed": speed_parser, "trials": trials_parser, "memory": memory_parser, "pruning": pruning_parser}
+    curves_parser = OneLineParser(prog="aesweep bench curves",
+                                  description="From which epoch on do the trials rank as they will end? Read from "
+                                              "unpruned sweeps' learning curves: where a pruner's first rung can go.")
+    curves_parser.add_argument("sweeps", nargs="+", metavar="WITHOUT",
+                               help="unpruned sweep directories (or their trials.csv) whose run directories hold "
+                                    "each trial's history.csv; several (e.g. sampler seeds) pool their trials")
+    curves_parser.add_argument("--metric", default="val.mapped_acc", help="history.csv column (default val.mapped_acc)")
+    curves_parser.add_argument("--out", metavar="CSV", help="also write the table there (.csv and .md)")
+    return {"speed": speed_parser, "trials": trials_parser, "memory": memory_parser, "pruning": pruning_parser,
+            "curves": curves_parser}
 
 
 def _fill_defaults(args: argparse.Namespace, command: str) -> None:
@@ -1042,11 +1109,11 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-COMMANDS = {"speed": speed, "trials": trials, "memory": memory, "pruning": pruning}
+COMMANDS = {"speed": speed, "trials": trials, "memory": memory, "pruning": pruning, "curves": curves}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`aesweep bench [speed] ...`, `aesweep bench trials|memory|pruning ...`; returns the exit status."""
+    """`aesweep bench [speed] ...`, `aesweep bench trials|memory|pruning|curves ...`; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv == ["_serve"]:
         return serve_modes()
