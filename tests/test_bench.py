@@ -428,10 +428,20 @@ def test_curves_tell_from_which_epoch_the_trials_rank_as_they_will_end(tmp_path,
     # final values 0.9, 0.95, 0.97, 0.5: after epoch 1 (0.6, 0.3, 0.7, 0.8) the rank differences are 0, -2, -1, 3,
     # Spearman 1 - 6 * 14 / (4 * 15) = -0.4; after epoch 2 (0.8, 0.6, 0.9, 0.88) 0, -2, 0, 2: 0.2
     assert table["spearman_to_final"].tolist() == pytest.approx([-0.4, 0.2, 1.0])
+    assert table["spearman_min"].tolist() == table["spearman_max"].tolist() == table["spearman_to_final"].tolist()
     # the best trial (2, 0.97) is second after epoch 1 (trial 3's 0.8 is ahead), first from epoch 2 on
-    assert table["best_trial_rank_median"].tolist() == [2, 1, 1]
+    assert table["best_trial_rank"].tolist() == [2, 1, 1]
     assert table["best_in_top_third"].tolist() == [0, 1, 1]  # a third of 4 trials: the first
     assert "the ranking correlates at 0.8 or more from epoch 3 on" in (tmp_path / "curves.md").read_text()
+
+    # two sweeps: each is ranked within itself (a pruner compares a trial with its own study's), then the median
+    reversed_curves = {number: [1 - value for value in curve] for number, curve in CURVES.items()}
+    other = recorded_sweep(tmp_path / "other", reversed_curves)
+    assert bench.main(["curves", str(sweep), str(other), "--out", str(tmp_path / "two.csv")]) == 0
+    two = pd.read_csv(tmp_path / "two.csv").set_index("epoch")
+    assert two.loc[1, ["sweeps", "trials"]].tolist() == [2, 8]
+    # reversing every value keeps each sweep's rank correlations (both ranks reverse)
+    assert two["spearman_min"].tolist() == two["spearman_max"].tolist() == pytest.approx([-0.4, 0.2, 1.0])
 
     table = pd.read_csv(sweep / "trials.csv")
     table.loc[1, "state"] = "PRUNED"  # a pruned trial's curve stops early: its final value is unknown

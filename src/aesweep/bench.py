@@ -495,7 +495,7 @@ SIGNIFICANT = {"images_per_s": 4, "s_per_epoch": 3, "vs_seed": 3, "gflop_per_ste
                "loss_vs_eager": 2, "wall_s": 3, "mean_trial_s": 3, "trials_per_hour": 4, "vs_one_at_a_time": 3,
                "mean_val_mapped_acc": 4, "peak_rss_mb_per_trial": 4, "seconds": 3, "speedup_to_target": 3,
                "speedup_at_least": 3, "speedup_at_most": 3, "trial_seconds_total": 4, "trial_seconds_to_target": 4,
-               "spearman_to_final": 2}
+               "spearman_to_final": 2, "spearman_min": 2, "spearman_max": 2}
 
 
 def rounded(table: pd.DataFrame) -> pd.DataFrame:
@@ -526,6 +526,16 @@ def write_table(table: pd.DataFrame, notes: Sequence[str], out: Path, prog: str)
     write_text_atomic(out.with_suffix(".md"), markdown)
     sys.stdout.write(markdown)
     print(f"{prog}: wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
+
+
+def show_table(table: pd.DataFrame, notes: Sequence[str], out: str | None, prog: str) -> None:
+    """Markdown to stdout; with `out`, also written as CSV and markdown (the tables read from sweeps)."""
+    if out:
+        write_table(table, notes, Path(out), prog)
+    else:
+        from aesweep.results import format_table
+
+        sys.stdout.write(format_table(table, "md", notes))
 
 
 def selected_modes(modes: list[Mode], names: list[str] | None, quick: bool, device_type: str) -> list[Mode]:
@@ -779,12 +789,7 @@ def pruning(args: argparse.Namespace) -> int:
     if args.replay:
         notes.append(REPLAY_NOTE)
     notes += pruning_summary(table) if len(pairs) > 1 else []
-    if args.out:
-        write_table(rounded(table), notes, Path(args.out), "aesweep bench pruning")
-    else:
-        from aesweep.results import format_table
-
-        sys.stdout.write(format_table(rounded(table), "md", notes))
+    show_table(rounded(table), notes, args.out, "aesweep bench pruning")
     return 0
 
 
@@ -920,33 +925,33 @@ def pruner_label(pruner_cfg: dict) -> str:
 
 
 def curve_ranking(histories: Sequence[dict[int, pd.DataFrame]], metric: str) -> pd.DataFrame:
-    """How early a sweep's trials are ranked as they will end, epoch by epoch, over the unpruned sweeps'
-    recorded curves: the Spearman correlation of each trial's `metric` after that epoch with its final one
-    (all sweeps' trials together), and where each sweep's finally best trial stood among its trials then.
-    A pruner's rung ranks trials at its epoch; before the correlation is high it ranks noise."""
+    """How early a sweep's trials are ranked as they will end, epoch by epoch, over unpruned sweeps' recorded
+    curves: per sweep, the Spearman correlation of its trials' `metric` after that epoch with their final
+    values, and where its finally best trial stood among them then. Within a sweep, since a pruner compares
+    a trial with the others of its own study. Before the correlation is high a rung ranks noise."""
     from scipy.stats import spearmanr
 
     rows = []
     last_epoch = max(int(history["epoch"].max()) for curves in histories for history in curves.values())
     for epoch in range(1, last_epoch + 1):
-        now, final, best_ranks = [], [], []
+        correlations, best_ranks, top_thirds, trials = [], [], [], 0
         for curves in histories:
             at_epoch = {number: history.loc[history["epoch"] == epoch, metric] for number, history in curves.items()}
             at_epoch = {number: float(values.iloc[0]) for number, values in at_epoch.items() if len(values)}
-            ends = {number: float(history[metric].iloc[-1]) for number, history in curves.items()}
-            now += [at_epoch[number] for number in at_epoch]
-            final += [ends[number] for number in at_epoch]
+            if len(at_epoch) < 3:
+                continue
+            ends = {number: float(curves[number][metric].iloc[-1]) for number in at_epoch}
+            trials += len(at_epoch)
+            correlations.append(spearmanr(list(at_epoch.values()), list(ends.values()), nan_policy="omit").statistic)
             best = max(ends, key=lambda number: ends[number])
-            if best in at_epoch:  # 1 = ahead of every trial of its sweep
-                best_ranks.append(1 + sum(value > at_epoch[best] for value in at_epoch.values()))
-        if len(now) < 3:
-            continue
-        correlation = spearmanr(now, final, nan_policy="omit").statistic
-        trials_per_sweep = len(now) / len(histories)
-        rows.append({"epoch": epoch, "trials": len(now), "spearman_to_final": correlation,
-                     "best_trial_rank_median": float(pd.Series(best_ranks).median()) if best_ranks else math.nan,
-                     "best_in_top_third": sum(rank <= max(1.0, trials_per_sweep / 3) for rank in best_ranks),
-                     "sweeps": len(best_ranks)})
+            best_ranks.append(1 + sum(value > at_epoch[best] for value in at_epoch.values()))  # 1 = ahead of all
+            top_thirds.append(best_ranks[-1] <= max(1.0, len(at_epoch) / 3))
+        if correlations:
+            spearman = pd.Series(correlations)
+            rows.append({"epoch": epoch, "sweeps": len(correlations), "trials": trials,
+                         "spearman_to_final": spearman.median(), "spearman_min": spearman.min(),
+                         "spearman_max": spearman.max(), "best_trial_rank": pd.Series(best_ranks).median(),
+                         "best_in_top_third": sum(top_thirds)})
     return pd.DataFrame(rows)
 
 
@@ -956,22 +961,17 @@ def curves(args: argparse.Namespace) -> int:
         require_columns(table, args.metric)
     histories = [trial_histories(Path(source), table, args.metric) for source, table in tables.items()]
     table = curve_ranking(histories, args.metric)
-    notes = [f"spearman_to_final: rank correlation of each trial's {args.metric} after that epoch with its value "
-             "after its last epoch (every trial of every sweep); best_trial_rank_median: where each sweep's finally "
-             "best trial stood among its sweep's trials after that epoch (1 = first), median over the sweeps; "
-             "best_in_top_third: in how many sweeps it was in the top third then (what a reduction factor of 3 "
-             "keeps at a rung)"]
+    notes = [f"spearman_to_final: the rank correlation of a sweep's trials' {args.metric} after that epoch with "
+             "their values after their last epoch, median over the sweeps (spearman_min, _max: the range); "
+             "best_trial_rank: where each sweep's finally best trial stood among its trials after that epoch "
+             "(1 = first), median over the sweeps; best_in_top_third: in how many sweeps it was in the top "
+             "third then (what a reduction factor of 3 keeps at a rung)"]
     unsettled = table.loc[table["spearman_to_final"] < 0.8, "epoch"]
     settled_from = int(unsettled.max()) + 1 if len(unsettled) else 1
     if settled_from in set(table["epoch"]):
         notes.append(f"the ranking correlates at 0.8 or more from epoch {settled_from} on: a pruner's first rung "
                      "or warm-up before it ranks trials that will still cross")
-    if args.out:
-        write_table(rounded(table), notes, Path(args.out), "aesweep bench curves")
-    else:
-        from aesweep.results import format_table
-
-        sys.stdout.write(format_table(rounded(table), "md", notes))
+    show_table(rounded(table), notes, args.out, "aesweep bench curves")
     return 0
 
 # --------------------------------------------------------------------------------------------- CLI
