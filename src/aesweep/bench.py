@@ -698,6 +698,14 @@ def read_trials(source: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def read_sweeps(sources: Sequence[str], metric: str) -> dict[str, pd.DataFrame]:
+    """Each sweep's trials.csv by the name it was given, checked for the columns the comparisons read."""
+    tables = {source: read_trials(Path(source)) for source in sources}
+    for table in tables.values():
+        require_columns(table, metric)
+    return tables
+
+
 def time_to_target(trials_table: pd.DataFrame, target: float, metric: str) -> dict:
     """Trial-seconds spent (in trial-number order) until the first COMPLETE trial reached `target`.
 
@@ -747,9 +755,7 @@ def pruning(args: argparse.Namespace) -> int:
     if len(args.sweeps) % 2 and not args.replay:
         raise BenchError(f"give sweep directories in pairs WITH WITHOUT (got {len(args.sweeps)}: "
                          f"{' '.join(args.sweeps)})")
-    tables = {source: read_trials(Path(source)) for source in args.sweeps}
-    for table in tables.values():
-        require_columns(table, args.metric)
+    tables = read_sweeps(args.sweeps, args.metric)
     # (pruner, (source, trials) with it, (source, trials) without it)
     pairs: list[tuple[str, tuple[str, pd.DataFrame], tuple[str, pd.DataFrame]]] = []
     if args.replay:
@@ -923,7 +929,6 @@ def pruner_label(pruner_cfg: dict) -> str:
     return f"{str(pruner_cfg['_target_']).rsplit('.', 1)[-1]}({arguments})"
 
 
-
 def curve_ranking(histories: Sequence[dict[int, pd.DataFrame]], metric: str) -> pd.DataFrame:
     """How early a sweep's trials are ranked as they will end, epoch by epoch, over unpruned sweeps' recorded
     curves: per sweep, the Spearman correlation of its trials' `metric` after that epoch with their final
@@ -931,16 +936,20 @@ def curve_ranking(histories: Sequence[dict[int, pd.DataFrame]], metric: str) -> 
     a trial with the others of its own study. Before the correlation is high a rung ranks noise."""
     from scipy.stats import spearmanr
 
+    # per sweep: each trial's value by epoch, and after its last epoch
+    sweeps = [({number: dict(zip(history["epoch"].astype(int), history[metric].astype(float)))
+                for number, history in curves.items()},
+               {number: float(history[metric].iloc[-1]) for number, history in curves.items()})
+              for curves in histories]
+    last_epoch = max(max(by_epoch) for values, _ in sweeps for by_epoch in values.values())
     rows = []
-    last_epoch = max(int(history["epoch"].max()) for curves in histories for history in curves.values())
     for epoch in range(1, last_epoch + 1):
         correlations, best_ranks, top_thirds, trials = [], [], [], 0
-        for curves in histories:
-            at_epoch = {number: history.loc[history["epoch"] == epoch, metric] for number, history in curves.items()}
-            at_epoch = {number: float(values.iloc[0]) for number, values in at_epoch.items() if len(values)}
+        for values, finals in sweeps:
+            at_epoch = {number: by_epoch[epoch] for number, by_epoch in values.items() if epoch in by_epoch}
             if len(at_epoch) < 3:
                 continue
-            ends = {number: float(curves[number][metric].iloc[-1]) for number in at_epoch}
+            ends = {number: finals[number] for number in at_epoch}
             trials += len(at_epoch)
             correlations.append(spearmanr(list(at_epoch.values()), list(ends.values()), nan_policy="omit").statistic)
             best = max(ends, key=lambda number: ends[number])
@@ -956,9 +965,7 @@ def curve_ranking(histories: Sequence[dict[int, pd.DataFrame]], metric: str) -> 
 
 
 def curves(args: argparse.Namespace) -> int:
-    tables = {source: read_trials(Path(source)) for source in args.sweeps}
-    for table in tables.values():
-        require_columns(table, args.metric)
+    tables = read_sweeps(args.sweeps, args.metric)
     histories = [trial_histories(Path(source), table, args.metric) for source, table in tables.items()]
     table = curve_ranking(histories, args.metric)
     notes = [f"spearman_to_final: the rank correlation of a sweep's trials' {args.metric} after that epoch with "
@@ -973,6 +980,7 @@ def curves(args: argparse.Namespace) -> int:
                      "or warm-up before it ranks trials that will still cross")
     show_table(rounded(table), notes, args.out, "aesweep bench curves")
     return 0
+
 
 # --------------------------------------------------------------------------------------------- CLI
 
