@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from aesweep import bench
+from aesweep.bench import speed, sweeps
 from aesweep.model import SeedAutoencoder
 
 # Multiply-accumulates per image of each layer of the blog's network, counted by hand:
@@ -47,7 +48,7 @@ def test_seed_training_step_flops_add_weight_and_input_gradients_except_the_imag
     model, x = SeedAutoencoder(), torch.rand(batch, 1, 28, 28)
     macs = sum(SEED_MACS_PER_IMAGE.values())
 
-    flops = bench.step_flops(lambda: F.mse_loss(model(x), x))
+    flops = speed.step_flops(lambda: F.mse_loss(model(x), x))
 
     assert flops == 2 * batch * (3 * macs - SEED_MACS_PER_IMAGE[FIRST_LAYER])
     assert flops * 60_000 / batch == 1_129_824_000_000  # 1.13 TFLOP per 60k-image epoch
@@ -67,7 +68,7 @@ def test_smallest_cpu_run_writes_csv_and_markdown_with_positive_measurements(tmp
 
     assert status == 0
     table = pd.read_csv(out)
-    assert list(table.columns) == bench.COLUMNS
+    assert list(table.columns) == speed.COLUMNS
     assert list(table["mode"]) == ["seed-loop", "eager"]
     for column in ("images_per_s", "s_per_epoch", "vs_seed", "gflop_per_step", "floor_s_per_epoch", "achieved",
                    "peak_rss_mb"):
@@ -86,7 +87,7 @@ def test_smallest_cpu_run_writes_csv_and_markdown_with_positive_measurements(tmp
 
 
 def test_cpu_modes_skip_amp_with_the_reason_and_try_each_thread_count():
-    modes = {m.name: m for m in bench.speed_modes("cpu", 128, 0.01, cpu_count=2, native_bf16=False)}
+    modes = {m.name: m for m in speed.speed_modes("cpu", 128, 0.01, cpu_count=2, native_bf16=False)}
 
     assert modes["amp"].skip == "this CPU has no native bf16 (trainer.amp=true is refused here)"
     assert "channels_last+amp" not in modes
@@ -97,7 +98,7 @@ def test_cpu_modes_skip_amp_with_the_reason_and_try_each_thread_count():
 
 
 def test_a_cpu_with_native_bf16_times_amp_alone_and_on_channels_last():
-    modes = {m.name: m for m in bench.speed_modes("cpu", 128, 0.01, cpu_count=2, native_bf16=True)}
+    modes = {m.name: m for m in speed.speed_modes("cpu", 128, 0.01, cpu_count=2, native_bf16=True)}
 
     assert modes["amp"].skip is None
     assert modes["amp"].overrides[-1] == "trainer.amp=true"
@@ -106,7 +107,7 @@ def test_a_cpu_with_native_bf16_times_amp_alone_and_on_channels_last():
 
 
 def test_gpu_compile_uses_cuda_graphs_and_amp_runs():
-    modes = {m.name: m for m in bench.speed_modes("cuda", 128, 0.01, cpu_count=16)}
+    modes = {m.name: m for m in speed.speed_modes("cuda", 128, 0.01, cpu_count=16)}
 
     assert "trainer.compile_mode=reduce-overhead" in modes["compile"].overrides
     assert modes["amp"].skip is None
@@ -114,7 +115,7 @@ def test_gpu_compile_uses_cuda_graphs_and_amp_runs():
 
 
 def test_larger_batches_scale_the_learning_rate_linearly():
-    modes = {m.name: m for m in bench.speed_modes("cpu", 128, 0.01, cpu_count=2)}
+    modes = {m.name: m for m in speed.speed_modes("cpu", 128, 0.01, cpu_count=2)}
 
     assert modes["batch=512"].overrides[-2:] == ["trainer.batch_size=512", "optimizer.lr=0.04"]
     assert modes["batch=1024"].overrides[-2:] == ["trainer.batch_size=1024", "optimizer.lr=0.08"]
@@ -122,13 +123,13 @@ def test_larger_batches_scale_the_learning_rate_linearly():
 
 @pytest.mark.parametrize("device_type", ["cpu", "cuda"])
 def test_every_project_mode_starts_from_all_switches_off_or_from_the_default(device_type):
-    for mode in bench.speed_modes(device_type, 128, 0.01, cpu_count=2):
+    for mode in speed.speed_modes(device_type, 128, 0.01, cpu_count=2):
         if mode.loop == "project" and not mode.name.startswith("default"):
-            assert mode.overrides[: len(bench.SPEED_SWITCHES_OFF)] == bench.SPEED_SWITCHES_OFF
+            assert mode.overrides[: len(speed.SPEED_SWITCHES_OFF)] == speed.SPEED_SWITCHES_OFF
 
 
 def test_gpu_modes_on_top_of_the_default_change_one_thing_inside_the_graph():
-    modes = {m.name: m for m in bench.speed_modes("cuda", 128, 0.01, cpu_count=16)}
+    modes = {m.name: m for m in speed.speed_modes("cuda", 128, 0.01, cpu_count=16)}
 
     assert modes["default+channels_last"].overrides == ["trainer.channels_last=true"]
     assert modes["default+tf32"].overrides == ["trainer.matmul_precision=high"]
@@ -165,17 +166,17 @@ def measured(seconds: float, loss: float | None, batch: int = 128) -> dict:
 
 
 def test_table_rates_modes_against_the_seed_loop_and_losses_against_eager():
-    modes = bench.speed_modes("cpu", 128, 0.01, cpu_count=2)
+    modes = speed.speed_modes("cpu", 128, 0.01, cpu_count=2)
     by_name = {m.name: m for m in modes}
     rows = [
-        bench.mode_row(by_name["seed-loop"], measured(2.0, None), 1, 10),
-        bench.mode_row(by_name["eager"], measured(1.0, 0.2), 1, 10),
-        bench.mode_row(by_name["channels_last"], measured(0.5, 0.2002), 1, 10),
-        bench.mode_row(by_name["amp"], {}, 1, 10),
-        bench.mode_row(by_name["batch=512"], measured(1.0, 0.1, batch=512), 1, 10),
+        speed.mode_row(by_name["seed-loop"], measured(2.0, None), 1, 10),
+        speed.mode_row(by_name["eager"], measured(1.0, 0.2), 1, 10),
+        speed.mode_row(by_name["channels_last"], measured(0.5, 0.2002), 1, 10),
+        speed.mode_row(by_name["amp"], {}, 1, 10),
+        speed.mode_row(by_name["batch=512"], measured(1.0, 0.1, batch=512), 1, 10),
     ]
 
-    table = bench.speed_table(rows).set_index("mode")
+    table = speed.speed_table(rows).set_index("mode")
 
     assert table.loc["seed-loop", "images_per_s"] == 640
     assert table["vs_seed"].tolist()[:3] == [1, 2, 4]
@@ -189,9 +190,9 @@ def test_table_rates_modes_against_the_seed_loop_and_losses_against_eager():
 
 
 def test_failed_mode_keeps_its_row_with_the_reason():
-    mode = bench.Mode("compile", "project", ["trainer.compile=true"])
+    mode = speed.Mode("compile", "project", ["trainer.compile=true"])
 
-    row = bench.mode_row(mode, {"error": "InductorError: no C++ compiler"}, 1, 10)
+    row = speed.mode_row(mode, {"error": "InductorError: no C++ compiler"}, 1, 10)
 
     assert row["note"] == "failed: InductorError: no C++ compiler"
     assert "images_per_s" not in row
@@ -208,7 +209,7 @@ def test_time_to_target_sums_trial_seconds_up_to_the_first_complete_trial_that_r
     table = trials_table([(0, "COMPLETE", 0.40, 100.0), (1, "PRUNED", 0.70, 10.0), (2, "COMPLETE", 0.55, 100.0),
                           (3, "COMPLETE", 0.62, 90.0), (4, "COMPLETE", 0.65, 100.0)])
 
-    result = bench.time_to_target(table.sample(frac=1, random_state=0), target=0.6, metric="val.mapped_acc")
+    result = sweeps.time_to_target(table.sample(frac=1, random_state=0), target=0.6, metric="val.mapped_acc")
 
     assert result["trial_seconds_to_target"] == 300.0  # trials 0-3, pruned trial 1 included; trial 1 does not count
     assert result["trials_to_target"] == 4
@@ -237,7 +238,7 @@ def test_pruning_comparison_reports_the_speedup_to_target(tmp_path, capsys):
 
 
 def test_pairs_of_sweeps_and_several_targets_give_a_row_each_and_a_median_per_target(tmp_path, capsys):
-    sweeps = {}
+    sweep_dirs = {}
     for name, rows in {
         "on0": [(0, "PRUNED", 0.3, 20.0), (1, "COMPLETE", 0.85, 100.0), (2, "COMPLETE", 0.95, 100.0)],
         "off0": [(0, "COMPLETE", 0.3, 100.0), (1, "COMPLETE", 0.85, 100.0), (2, "COMPLETE", 0.7, 100.0)],
@@ -247,9 +248,9 @@ def test_pairs_of_sweeps_and_several_targets_give_a_row_each_and_a_median_per_ta
     }.items():
         (tmp_path / name).mkdir()
         trials_table(rows).to_csv(tmp_path / name / "trials.csv", index=False)
-        sweeps[name] = str(tmp_path / name)
+        sweep_dirs[name] = str(tmp_path / name)
 
-    assert bench.main(["pruning", sweeps["on0"], sweeps["off0"], sweeps["on1"], sweeps["off1"],
+    assert bench.main(["pruning", sweep_dirs["on0"], sweep_dirs["off0"], sweep_dirs["on1"], sweep_dirs["off1"],
                        "--target", "0.8,0.9", "--out", str(tmp_path / "pruning.csv")]) == 0
 
     table = pd.read_csv(tmp_path / "pruning.csv")
@@ -326,7 +327,7 @@ def test_a_target_that_is_not_a_number_is_refused(tmp_path, capsys):
 def test_never_reaching_the_target_leaves_the_time_empty():
     table = trials_table([(0, "COMPLETE", 0.4, 100.0)])
 
-    result = bench.time_to_target(table, target=0.6, metric="val.mapped_acc")
+    result = sweeps.time_to_target(table, target=0.6, metric="val.mapped_acc")
 
     assert math.isnan(result["trial_seconds_to_target"]) and math.isnan(result["trials_to_target"])
 
@@ -360,7 +361,7 @@ def test_a_replayed_pruner_stops_each_recorded_curve_where_it_would_have_stopped
     sweep = recorded_sweep(tmp_path, CURVES)
     table = pd.read_csv(sweep / "trials.csv")
 
-    replayed = bench.replay_pruner(table, bench.trial_histories(sweep, table, "val.mapped_acc"), MEDIAN_PRUNER,
+    replayed = sweeps.replay_pruner(table, sweeps.trial_histories(sweep, table, "val.mapped_acc"), MEDIAN_PRUNER,
                                    "val.mapped_acc")
 
     # trial 1: 0.3 after epoch 1, below trial 0's 0.6; trial 2 stays at or above the median of the completed

@@ -1,0 +1,180 @@
+"""`aesweep bench`: how fast the project trains and how much search a sweep does per hour, each measured side
+by side with its reference.
+
+    aesweep bench --quick                          # every CPU speed mode in under a minute on 2 cores
+    aesweep bench --device cuda                    # the GPU modes: whole-step CUDA graph, compile, bf16, batches
+    aesweep bench --model conv --override model.channels=[32,64,128] --batch-size 256
+    aesweep bench trials --concurrency 1,4         # trials/hour: N train.py processes at once vs one at a time
+    aesweep bench memory --device cpu              # peak resident memory of one real train.py run
+    aesweep bench pruning WITH_DIR WITHOUT_DIR --target 0.8,0.9   # time to target val.mapped_acc, pruner on/off
+    aesweep bench pruning WITHOUT_DIR --replay '{_target_: optuna.pruners.MedianPruner}' --target 0.9   # estimate
+    aesweep bench curves WITHOUT_DIR [WITHOUT_DIR ...]   # from which epoch trials rank as they will end
+
+The command line: one parser per subcommand, and the defaults that depend on the device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from aesweep.bench.common import DEVICES
+from aesweep.bench.speed import serve_modes, speed
+from aesweep.bench.sweeps import UNPRUNED_BEST, curves, pruning
+from aesweep.bench.trials import memory, trials
+from aesweep.cli import OneLineParser, one_line_errors, positive_int
+from aesweep.pruning import checked_pruner
+
+
+def _targets(text: str) -> list[float | str]:
+    parts = text.split(",")
+    try:
+        return [part if part == UNPRUNED_BEST else float(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or comma-separated numbers "
+                                         f"(or {UNPRUNED_BEST})") from None
+
+
+def _pruner(text: str) -> dict:
+    """--replay: a pruner as the sweep files write one, in YAML flow style, built now so a typo fails here."""
+    import yaml
+
+    try:
+        pruner_cfg = yaml.safe_load(text)
+    except yaml.YAMLError:
+        pruner_cfg = None
+    if not isinstance(pruner_cfg, dict) or "_target_" not in pruner_cfg:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pruner: write it as in a sweep file, e.g. "
+                                         "'{_target_: optuna.pruners.MedianPruner, n_warmup_steps: 5}'")
+    checked_pruner(pruner_cfg, "--replay")
+    return pruner_cfg
+
+
+def _int_list(text: str) -> list[int]:
+    return [positive_int(part) for part in text.split(",")]
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="seed", help="model config group option: seed | conv | mlp (default: seed)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="any Hydra override of the project config, repeatable "
+                             "(e.g. --override model.bottleneck=16); speed modes then set their own switches")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="auto (cuda if present) | cpu | cuda")
+    parser.add_argument("--batch-size", type=positive_int, help="trainer.batch_size (default: the config's)")
+    parser.add_argument("--out", metavar="CSV", help="where to write the table (.csv, with the .md beside it, and "
+                                                     "for speed the modes' stderr as .log; default: "
+                                                     "outputs/bench/<timestamp>/)")
+    parser.add_argument("--timeout", type=float, default=600,
+                        help="seconds allowed per speed mode, or per batch of trials (default 600)")
+
+
+def build_parser() -> dict[str, argparse.ArgumentParser]:
+    speed_parser = OneLineParser(prog="aesweep bench", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+                                 epilog="More: `aesweep bench trials|memory|pruning|curves --help`.")
+    _add_model_options(speed_parser)
+    speed_parser.add_argument("--modes", type=_names, metavar="NAME[,NAME...]",
+                              help="only these modes (default: every mode for the device; --quick: the fast ones)")
+    speed_parser.add_argument("--warmup", type=positive_int, help="untimed warm-up steps per mode (default 5)")
+    speed_parser.add_argument("--steps", type=positive_int,
+                              help="timed steps per repeat at the base batch size (default 50; larger batches "
+                                   "time the same number of images)")
+    speed_parser.add_argument("--repeats", type=positive_int, help="timed repeats per mode; the median counts "
+                                                                   "(default 3)")
+    speed_parser.add_argument("--quick", action="store_true",
+                              help="5 warm-up + 10 timed steps, 1 repeat, no CPU compile: under a minute on 2 cores")
+
+    trials_parser = OneLineParser(prog="aesweep bench trials",
+                                  description="Trials per hour: the same small trial (a real `python train.py`) "
+                                              "run one at a time and several at once on one device.")
+    _add_model_options(trials_parser)
+    trials_parser.add_argument("--concurrency", type=_int_list, metavar="N[,N...]",
+                               help="trials running at once; the first is the reference (default: 1,4 on a GPU, "
+                                    "1,<cores> on a CPU)")
+    trials_parser.add_argument("--trials", type=positive_int,
+                               help="trials per concurrency setting (default: 2 x the largest concurrency)")
+    trials_parser.add_argument("--subset", type=positive_int, help="data.subset of one trial (default 5000)")
+    trials_parser.add_argument("--epochs", type=positive_int, help="trainer.epochs of one trial (default 2)")
+    trials_parser.add_argument("--quick", action="store_true",
+                               help="a tiny trial (512 images, 1 epoch), as many trials as the largest concurrency")
+
+    memory_parser = OneLineParser(prog="aesweep bench memory",
+                                  description="Peak resident memory of one real `python train.py` run, against a limit.")
+    _add_model_options(memory_parser)
+    memory_parser.add_argument("--epochs", type=positive_int, default=1, help="trainer.epochs (default 1)")
+    memory_parser.add_argument("--subset", type=positive_int, help="data.subset (default: all 55000 images)")
+    memory_parser.add_argument("--limit-mb", type=float, default=1536, help="the target (default 1536 = 1.5 GiB)")
+
+    pruning_parser = OneLineParser(prog="aesweep bench pruning",
+                                   description="Time to a target metric: the same sweep with and without the pruner.")
+    pruning_parser.add_argument("sweeps", nargs="+", metavar="WITH WITHOUT",
+                                help="sweep directories (or their trials.csv) in pairs: the sweep with its pruner, "
+                                     "then the same sweep run with hydra.sweeper.pruner=null; more pairs (e.g. "
+                                     "other sampler seeds) add rows and a median. With --replay: unpruned sweeps only")
+    pruning_parser.add_argument("--replay", type=_pruner, action="append", metavar="PRUNER",
+                                help="estimate instead of measure: what this pruner (YAML as in a sweep file, e.g. "
+                                     "'{_target_: optuna.pruners.SuccessiveHalvingPruner, min_resource: 3}') would "
+                                     "have cut from each unpruned sweep, from its trials' recorded learning curves; "
+                                     "repeat to compare pruners in one table")
+    pruning_parser.add_argument("--target", type=_targets, required=True,
+                                help="the metric value(s) to reach, comma-separated (e.g. 0.8,0.9); "
+                                     f"{UNPRUNED_BEST}: the best value the pair's unpruned sweep found")
+    pruning_parser.add_argument("--metric", default="val.mapped_acc", help="trials.csv column (default val.mapped_acc)")
+    pruning_parser.add_argument("--out", metavar="CSV", help="also write the table there (.csv and .md)")
+    curves_parser = OneLineParser(prog="aesweep bench curves",
+                                  description="From which epoch on do the trials rank as they will end? Read from "
+                                              "unpruned sweeps' learning curves: where a pruner's first rung can go.")
+    curves_parser.add_argument("sweeps", nargs="+", metavar="WITHOUT",
+                               help="unpruned sweep directories (or their trials.csv) whose run directories hold "
+                                    "each trial's history.csv; several (e.g. sampler seeds) pool their trials")
+    curves_parser.add_argument("--metric", default="val.mapped_acc", help="history.csv column (default val.mapped_acc)")
+    curves_parser.add_argument("--out", metavar="CSV", help="also write the table there (.csv and .md)")
+    return {"speed": speed_parser, "trials": trials_parser, "memory": memory_parser, "pruning": pruning_parser,
+            "curves": curves_parser}
+
+
+def _fill_defaults(args: argparse.Namespace, command: str) -> None:
+    if command == "speed":
+        defaults = {"warmup": 5, "steps": 10, "repeats": 1} if args.quick else {"warmup": 5, "steps": 50, "repeats": 3}
+        for key, value in defaults.items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+    elif command == "trials":
+        if args.concurrency is None:
+            on_gpu = args.device == "cuda" or (args.device == "auto" and _has_cuda())
+            args.concurrency = [1, 4] if on_gpu else sorted({1, os.cpu_count() or 1})
+        args.subset = args.subset or (512 if args.quick else 5000)
+        args.epochs = args.epochs or (1 if args.quick else 2)
+        args.trials = args.trials or (max(args.concurrency) if args.quick else 2 * max(args.concurrency))
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+COMMANDS = {"speed": speed, "trials": trials, "memory": memory, "pruning": pruning, "curves": curves}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`aesweep bench [speed] ...`, `aesweep bench trials|memory|pruning|curves ...`; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["_serve"]:
+        return serve_modes()
+    command = argv[0] if argv[:1] and argv[0] in COMMANDS else "speed"
+    parser = build_parser()[command]
+
+    def run() -> int:
+        args = parser.parse_args(argv[1:] if argv[:1] == [command] else argv)
+        _fill_defaults(args, command)
+        return COMMANDS[command](args)
+
+    return one_line_errors(parser.prog, run)
+

@@ -1,0 +1,479 @@
+"""`aesweep bench [speed]`: how fast the project trains, measured side by side with the seed blog's own loop.
+
+Speed is the default subcommand. Every mode runs in a fresh Python process, so each gets a clean thread
+pool, a clean compile state and its own peak resident memory. A mode is a list of Hydra overrides on
+the composed project config (`conf/`), so it measures exactly what those config switches do:
+  seed-loop      the blog's loop as written: torchvision MNIST + ToTensor, DataLoader(batch_size,
+                 shuffle=True, num_workers=4), MSELoss, SGD(lr=0.01, momentum=0.5); model from the config
+  default        the project's loop with the config's own defaults (the row the targets are about)
+  eager          the project's loop with every speed switch off
+  channels_last, cuda_graph, compile, amp, threads=N, batch=B   eager plus that switch (batch=B scales the lr
+                 linearly with the batch size); on a CPU with native bf16 also channels_last+amp
+The project rows build the model, optimizer, schedule and loss with `aesweep.train.build_training` (as
+`aesweep.train.run` does) and time the real `aesweep.train.train_one_epoch` over W warm-up steps, then
+N timed steps (median of R repeats); seconds per epoch are extrapolated to a 60,000-image epoch. The
+arithmetic floor is the FLOPs of one forward+backward step (torch.utils.flop_counter.FlopCounterMode)
+times the steps of an epoch, divided by the matrix-multiply rate measured on the same device and
+threads in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from aesweep.bench.common import (base_overrides, checked_config, default_out, machine_description, rounded,
+                                  write_table)
+from aesweep.errors import ConfigError
+
+EPOCH_IMAGES = 60_000  # the seed's epoch: every MNIST training image once
+SEED_LOOP_WORKERS = 4  # DataLoader(num_workers=4), as in the blog
+SEED_LOOP_LR, SEED_LOOP_MOMENTUM = 0.01, 0.5
+LARGE_BATCHES = (512, 1024)
+
+
+# ----------------------------------------------------------------------------------------------- modes
+
+
+@dataclass
+class Mode:
+    """One row of the speed table: which loop, with which overrides on the project config."""
+
+    name: str
+    loop: str  # "seed" (the blog's loop) or "project" (aesweep.train.train_one_epoch)
+    overrides: list[str] = field(default_factory=list)
+    skip: str | None = None  # why this mode is not run on this device
+    quick: bool = True  # part of --quick
+
+
+SPEED_SWITCHES_OFF = ["trainer.compile=false", "trainer.cuda_graph=false", "trainer.cudnn_benchmark=false",
+                      "trainer.channels_last=false", "trainer.amp=false", "trainer.matmul_precision=highest",
+                      "trainer.conv_kernels=cudnn", "trainer.threads=null"]
+
+
+def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: int,
+                native_bf16: bool = False) -> list[Mode]:
+    """Every mode the bench knows for this device, in table order (`native_bf16`: the CPU computes in bf16)."""
+    eager = list(SPEED_SWITCHES_OFF)
+    on_gpu = device_type == "cuda"
+    modes = [
+        Mode("seed-loop", "seed"),
+        Mode("default", "project"),
+        Mode("eager", "project", eager),
+        Mode("channels_last", "project", eager + ["trainer.channels_last=true"]),
+        Mode("compile", "project",
+             eager + ["trainer.compile=true", f"trainer.compile_mode={'reduce-overhead' if on_gpu else 'default'}"],
+             quick=on_gpu),  # a cold inductor compile alone takes ~40 s on 2 CPU cores
+        Mode("amp", "project", eager + ["trainer.amp=true"],
+             skip=None if on_gpu or native_bf16 else "this CPU has no native bf16 (trainer.amp=true is refused here)"),
+    ]
+    if on_gpu:
+        modes += [
+            Mode("cudnn_benchmark", "project", eager + ["trainer.cudnn_benchmark=true"]),
+            Mode("cuda_graph", "project", eager + ["trainer.cuda_graph=true"]),
+            Mode("cuda_graph+amp", "project", eager + ["trainer.cuda_graph=true", "trainer.amp=true"]),
+            Mode("compile+amp", "project", eager + ["trainer.compile=true", "trainer.compile_mode=reduce-overhead",
+                                                    "trainer.amp=true"], quick=False),
+            # on top of the default (whole-step graph + cuDNN benchmark): what is left inside the graph
+            Mode("default+channels_last", "project", ["trainer.channels_last=true"]),
+            Mode("default+tf32", "project", ["trainer.matmul_precision=high"]),
+            Mode("default+fused", "project", ["optimizer.fused=true"]),
+            Mode("default+cudnn", "project", ["trainer.conv_kernels=cudnn"]),  # the default before aesweep.kernels
+            Mode("default+tf32+fused", "project", ["trainer.matmul_precision=high", "optimizer.fused=true"]),
+            Mode("default+compile", "project", ["trainer.compile=true", "trainer.compile_mode=default"], quick=False),
+            Mode("default+compile-autotune", "project",
+                 ["trainer.compile=true", "trainer.compile_mode=max-autotune-no-cudagraphs"], quick=False),
+        ]
+    else:
+        counts = sorted({1, cpu_count, *(n for n in (2, 4, 8) if n < cpu_count)})
+        modes += [Mode(f"threads={n}", "project", eager + [f"trainer.threads={n}"]) for n in counts]
+        if native_bf16:
+            modes.append(Mode("channels_last+amp", "project",
+                              eager + ["trainer.channels_last=true", "trainer.amp=true"]))
+        modes.append(Mode("channels_last+threads=1", "project",
+                          eager + ["trainer.channels_last=true", "trainer.threads=1"], quick=False))
+    for batch in LARGE_BATCHES:
+        if batch > base_batch:
+            lr = base_lr * batch / base_batch
+            modes.append(Mode(f"batch={batch}", "project",
+                              eager + [f"trainer.batch_size={batch}", f"optimizer.lr={lr:g}"], quick=batch == 1024))
+    return modes
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ------------------------------------------------------------------------------ measurements (worker)
+
+
+def step_flops(loss_of_batch: Callable[[], object]) -> int:
+    """FLOPs of one forward + backward pass, as torch's FlopCounterMode counts them (matmuls, convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        loss_of_batch().backward()
+    return int(counter.get_total_flops())
+
+
+def matmul_rate(device, dtype_name: str = "float32", repeats: int = 5) -> float:
+    """Best-of-`repeats` FLOP/s of a square matrix multiply on `device` with the current thread count."""
+    import torch
+
+    n = 1024 if device.type == "cpu" else 8192
+    dtype = getattr(torch, dtype_name)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
+    torch.mm(a, b, out=out)
+    best = math.inf
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident memory in MiB (Linux reports ru_maxrss in KiB; macOS in bytes)."""
+    peak = resource.getrusage(who).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def _quiet(iterable, desc):
+    return iterable
+
+
+def _subset(splits, start: int, stop: int):
+    """The same splits with the training split cut to images [start, stop) (wrapping round if needed)."""
+    import torch
+
+    from aesweep.data import MNISTSplits, Split
+
+    train = splits.train
+    index = torch.arange(start, stop, device=train.images.device) % len(train)
+    return MNISTSplits(train=Split(train.images[index], train.labels[index]), val=splits.val, test=splits.test)
+
+
+def project_step_flops(cfg, loss_fn, x, device) -> int:
+    """FLOPs of one project training step, counted on a fresh eager copy of the model: a speed mode
+    changes how the work is done, not how much (and a compiled function would hide it from the counter)."""
+    import torch
+    from hydra.utils import instantiate
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # leave the run's RNG alone
+        model = instantiate(cfg.model).to(device)
+    return step_flops(lambda: loss_fn(model, x)[0])
+
+
+def time_project_loop(cfg, device, warmup: int, steps: int, repeats: int) -> dict:
+    """Warm up, then time `aesweep.train.train_one_epoch` over `steps` batches, `repeats` times."""
+    import torch
+
+    from aesweep.data import load_splits
+    from aesweep.train import build_training, seed_everything, train_one_epoch
+
+    seed_everything(cfg.seed)
+    splits = load_splits(cfg.data, device)
+    step = build_training(cfg, splits, device)
+    batch = cfg.trainer.batch_size
+
+    flops = project_step_flops(cfg, step.loss_fn, splits.train.batch(torch.arange(batch, device=device)), device)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    warm, timed = _subset(splits, 0, warmup * batch), _subset(splits, warmup * batch, (warmup + steps) * batch)
+    started = time.perf_counter()
+    train_one_epoch(step, warm, cfg, 0, generator, _quiet)
+    _sync(device)
+    warmup_s = time.perf_counter() - started
+    seconds, losses = [], []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        losses.append(train_one_epoch(step, timed, cfg, 0, generator, _quiet))
+        _sync(device)
+        seconds.append(time.perf_counter() - start)
+    return {"seconds": seconds, "images": steps * batch, "flops_per_step": flops, "warmup_s": warmup_s,
+            "mean_loss": losses[0]["loss"]}
+
+
+def time_seed_loop(cfg, device, warmup: int, steps: int, repeats: int) -> dict:
+    """The blog's loop, line for line, on its torchvision DataLoader; times `steps` batches `repeats` times."""
+    import torch
+    from hydra.utils import instantiate
+    from torch import nn
+    from torchvision import datasets, transforms
+
+    from aesweep.train import seed_everything
+
+    warnings.filterwarnings("ignore", message=".*worker processes in total.*")  # 4 workers on fewer cores
+    seed_everything(cfg.seed)
+    transform = transforms.ToTensor()
+    dataset = datasets.MNIST(root=str(cfg.data.root), train=True, download=False, transform=transform)
+    dataloader = torch.utils.data.DataLoader(dataset, batch_size=cfg.trainer.batch_size, shuffle=True,
+                                             num_workers=SEED_LOOP_WORKERS)
+    model = instantiate(cfg.model).to(device)
+    distance = nn.MSELoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=SEED_LOOP_LR, momentum=SEED_LOOP_MOMENTUM)
+
+    x = next(iter(torch.utils.data.DataLoader(dataset, batch_size=cfg.trainer.batch_size)))[0].to(device)
+    flops = step_flops(lambda: distance(model(x), x))
+    model.zero_grad(set_to_none=True)
+
+    def batches():
+        while True:  # a new epoch restarts the workers, as in the blog's `for epoch ...: for data in dataloader`
+            yield from dataloader
+
+    data = batches()
+
+    def run_steps(n: int) -> float:
+        for _ in range(n):
+            img, _ = next(data)
+            img = img.to(device)
+            output = model(img)
+            loss = distance(output, img)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return loss.item()
+
+    started = time.perf_counter()
+    run_steps(warmup)
+    _sync(device)
+    warmup_s = time.perf_counter() - started
+    seconds, losses = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        losses.append(run_steps(steps))
+        _sync(device)
+        seconds.append(time.perf_counter() - start)
+    data.close()  # shuts the workers down, so their peak memory shows in RUSAGE_CHILDREN
+    del dataloader
+    return {"seconds": seconds, "images": steps * cfg.trainer.batch_size, "flops_per_step": flops,
+            "warmup_s": warmup_s, "mean_loss": None, "worker_rss_mb": peak_rss_mb(resource.RUSAGE_CHILDREN)}
+
+
+def measure(spec: dict) -> dict:
+    """One mode, in this process: the worker side of the speed bench. Returns a JSON-able dict."""
+    import torch
+
+    cfg, device = checked_config(spec["overrides"])
+    bf16 = False
+    if spec["loop"] == "project":
+        from aesweep.train import amp_enabled, apply_process_settings
+
+        apply_process_settings(cfg.trainer)  # as aesweep.train.run does
+        bf16 = amp_enabled(cfg, device)
+    timer = time_seed_loop if spec["loop"] == "seed" else time_project_loop
+    result = timer(cfg, device, spec["warmup"], spec["steps"], spec["repeats"])
+    dtype = "bfloat16" if bf16 else "float32"
+    result.update(
+        threads=torch.get_num_threads(), batch_size=int(cfg.trainer.batch_size), device=str(device),
+        matmul_flops_per_s=matmul_rate(device, dtype), matmul_dtype=dtype, peak_rss_mb=peak_rss_mb(),
+        machine=machine_description(device),
+    )
+    return result
+
+
+# ------------------------------------------------------------------------------------ speed (parent)
+
+
+# Imported once by the mode server; each mode's process is a fork of it, so none pays for these imports again.
+PRELOAD = ("torch", "torch.utils.flop_counter", "torchvision.datasets", "hydra", "aesweep.data", "aesweep.train")
+
+
+def serve_modes() -> int:
+    """The mode server (`python -m aesweep.bench _serve`): import PRELOAD, then fork one process per mode.
+
+    Reads one JSON spec per line on stdin and answers one JSON result per line on stdout. The server
+    itself never runs a torch operation or touches CUDA, so every fork starts as clean as a new process
+    (thread pools, CUDA context, compile caches in memory) without paying ~5-10 s of imports again.
+    """
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    for line in sys.stdin:
+        spec = json.loads(line)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the mode's own process
+            os.close(read_end)
+            os.dup2(2, 1)  # anything it prints goes to the log, not into the answers on stdout
+            try:
+                result = measure(spec)
+            except Exception as error:  # noqa: BLE001 - any failure becomes the row's note, not a crashed bench
+                result = {"error": f"{type(error).__name__}: {' '.join(str(error).split())}"}
+            with os.fdopen(write_end, "w") as answer:
+                answer.write(json.dumps(result))
+            os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end) as answer:
+            text = answer.read()
+        _, status, _ = os.wait4(pid, 0)
+        exit_status = os.waitstatus_to_exitcode(status)
+        result = json.loads(text) if text else {"error": f"its process ended with status {exit_status}"}
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+class ModeRunner:
+    """Starts the mode server on first use and sends it one mode at a time; restarts it after a timeout."""
+
+    def __init__(self, log_path: Path):
+        self.log_path = log_path
+        self.server: subprocess.Popen | None = None
+
+    def run(self, spec: dict, timeout: float) -> dict:
+        import select
+
+        if self.server is None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.log_path.open("a") as log:
+                self.server = subprocess.Popen([sys.executable, "-m", "aesweep.bench", "_serve"], stdin=subprocess.PIPE,
+                                               stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+        self.server.stdin.write(json.dumps(spec) + "\n")
+        self.server.stdin.flush()
+        ready, _, _ = select.select([self.server.stdout], [], [], timeout)
+        line = self.server.stdout.readline() if ready else ""
+        if line:
+            return json.loads(line)
+        reason = f"timed out after {timeout:g} s" if not ready else f"the bench server died (see {self.log_path})"
+        self.close(kill=True)
+        return {"error": reason}
+
+    def close(self, kill: bool = False) -> None:
+        if self.server is None:
+            return
+        if kill:
+            os.killpg(self.server.pid, 9)  # the server and the mode process it forked
+        else:
+            self.server.stdin.close()
+        self.server.wait()
+        self.server = None
+
+
+COLUMNS = ["mode", "loop", "overrides", "device", "threads", "batch_size", "images_per_s", "s_per_epoch", "vs_seed",
+           "gflop_per_step", "tflop_per_epoch", "matmul_gflop_per_s", "floor_s_per_epoch", "achieved", "peak_rss_mb",
+           "mean_loss", "loss_vs_eager", "warmup_steps", "timed_steps", "note"]
+
+
+def mode_row(mode: Mode, result: dict, warmup: int, steps: int) -> dict:
+    """One table row from a worker's measurements (or the reason there are none)."""
+    row = {"mode": mode.name, "loop": "seed (blog)" if mode.loop == "seed" else "project",
+           "overrides": " ".join(o for o in mode.overrides if o not in SPEED_SWITCHES_OFF)}
+    if mode.skip or "error" in result:
+        return {**row, "note": f"skipped: {mode.skip}" if mode.skip else f"failed: {result['error']}"}
+    seconds = statistics.median(result["seconds"])
+    images_per_s = result["images"] / seconds
+    batch = result["batch_size"]
+    epoch_flops = result["flops_per_step"] * EPOCH_IMAGES / batch
+    floor = epoch_flops / result["matmul_flops_per_s"]
+    s_per_epoch = EPOCH_IMAGES / images_per_s
+    note = f"warm-up {result['warmup_s']:.1f} s"
+    if "trainer.compile=true" in mode.overrides:
+        note += " incl. compilation"
+    if "worker_rss_mb" in result:
+        note += f"; largest DataLoader worker {result['worker_rss_mb']:.0f} MB"
+    return {
+        **row, "device": result["device"], "threads": result["threads"], "batch_size": batch,
+        "images_per_s": images_per_s, "s_per_epoch": s_per_epoch,
+        "gflop_per_step": result["flops_per_step"] / 1e9, "tflop_per_epoch": epoch_flops / 1e12,
+        "matmul_gflop_per_s": result["matmul_flops_per_s"] / 1e9, "floor_s_per_epoch": floor,
+        "achieved": floor / s_per_epoch, "peak_rss_mb": result["peak_rss_mb"], "mean_loss": result["mean_loss"],
+        "warmup_steps": warmup, "timed_steps": steps * len(result["seconds"]), "note": note,
+    }
+
+
+def speed_table(rows: list[dict]) -> pd.DataFrame:
+    """The rows in COLUMNS order, with vs_seed (images/s over the seed loop's) and loss_vs_eager filled in.
+
+    loss_vs_eager compares the mean training loss over the same timed steps with the eager row's, for
+    project rows at the eager row's batch size: same seed, same init, same batches, so a mode that keeps
+    the math gives a difference at float-rounding level.
+    """
+    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    for column in ("images_per_s", "batch_size", "mean_loss"):
+        table[column] = pd.to_numeric(table[column])
+    seed = table.loc[table["mode"] == "seed-loop", "images_per_s"].dropna()
+    table["vs_seed"] = table["images_per_s"] / seed.iloc[0] if len(seed) else math.nan
+    eager = table.loc[(table["mode"] == "eager") & table["mean_loss"].notna()]
+    if len(eager):
+        same_batch = (table["batch_size"] == eager["batch_size"].iloc[0]) & (table["loop"] == "project")
+        reference = eager["mean_loss"].iloc[0]
+        table.loc[same_batch, "loss_vs_eager"] = (table.loc[same_batch, "mean_loss"] - reference) / reference
+    return table
+
+
+def selected_modes(modes: list[Mode], names: list[str] | None, quick: bool, device_type: str) -> list[Mode]:
+    if names:
+        known = [m.name for m in modes]
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ConfigError("--modes", ",".join(unknown), f"mode names for {device_type}: {', '.join(known)}")
+        return [m for m in modes if m.name in names]
+    return [m for m in modes if m.quick] if quick else modes
+
+
+def speed(args: argparse.Namespace) -> int:
+    base = base_overrides(args)
+    cfg, device = checked_config(base)
+    base_batch = int(cfg.trainer.batch_size)
+    from aesweep.train import native_bf16_cpu
+
+    modes = speed_modes(device.type, base_batch, float(cfg.optimizer.lr), os.cpu_count() or 1,
+                        native_bf16=device.type == "cpu" and native_bf16_cpu())
+    modes = selected_modes(modes, args.modes, args.quick, device.type)
+    out = Path(args.out) if args.out else default_out("bench.csv")
+
+    rows, runner, machine = [], ModeRunner(out.with_suffix(".log")), None
+    try:
+        for mode in modes:
+            batches = [int(o.split("=", 1)[1]) for o in mode.overrides if o.startswith("trainer.batch_size=")]
+            steps = max(2, math.ceil(args.steps * base_batch / (batches[-1] if batches else base_batch)))  # same images
+            spec = {"loop": mode.loop, "overrides": base + mode.overrides, "warmup": args.warmup, "steps": steps,
+                    "repeats": args.repeats}
+            result = {} if mode.skip else runner.run(spec, args.timeout)
+            machine = result.get("machine", machine)
+            rows.append(mode_row(mode, result, args.warmup, steps))
+            row = rows[-1]
+            shown = f"{row['images_per_s']:.0f} images/s, {row['s_per_epoch']:.1f} s/epoch" if "images_per_s" in row \
+                else row["note"]
+            print(f"aesweep bench: {mode.name}: {shown}", file=sys.stderr)
+    except BaseException:
+        runner.close(kill=True)
+        raise
+    runner.close()
+
+    notes = [
+        f"{machine or machine_description(device)}; device {device.type}",
+        f"base config: {' '.join(base)}",
+        f"s_per_epoch = {EPOCH_IMAGES:,} images / images_per_s, extrapolated from the timed steps after "
+        f"{args.warmup} warm-up steps (median of {args.repeats} repeat{'s' if args.repeats > 1 else ''}; "
+        "larger batches time the same number of images)",
+        "floor_s_per_epoch = FlopCounterMode FLOPs of one forward+backward step x steps per epoch / the "
+        "matmul rate measured in the same process (matmul_gflop_per_s); achieved = floor / s_per_epoch",
+        "vs_seed = images_per_s / the seed loop's; loss_vs_eager = relative difference of the mean training "
+        "loss over the same timed steps (same seed, same batches): a speed mode must not change the math",
+        "peak_rss_mb = ru_maxrss of the mode's own process, forked from a server that imported the libraries "
+        "(library pages it never touches are not counted; `aesweep bench memory` measures a whole train.py run)",
+    ]
+    write_table(rounded(speed_table(rows)), notes, out, "aesweep bench")
+    return 0
