@@ -31,24 +31,26 @@ def main(cfg: DictConfig) -> float:
     try:
         result = run(cfg, out_dir, multirun=multirun)
     except AesweepError as exc:
-        if multirun:
-            raise  # the sweeper records the trial as failed with this reason
+        if multirun and cfg.trial.study_name is not None:
+            raise  # the aesweep sweeper records the trial as failed with this reason and goes on
         # A user mistake: one line, no traceback, and no half-made run directory left behind.
-        _remove_run_files(out_dir, hydra_cfg)
+        _remove_run_files(out_dir, hydra_cfg, multirun)
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     val = result["val"]
     return val["mapped_acc"] if val else math.nan
 
 
-def _remove_run_files(out_dir: Path, hydra_cfg) -> None:
+def _remove_run_files(out_dir: Path, hydra_cfg, multirun: bool) -> None:
     """Undo what this refused run wrote (Hydra's .hydra/ and job log); the directory only if that empties it."""
     if hydra_cfg.output_subdir:
         shutil.rmtree(out_dir / hydra_cfg.output_subdir, ignore_errors=True)
     (out_dir / f"{hydra_cfg.job.name}.log").unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         out_dir.rmdir()  # refuses, keeping everything, when the user's own files are in it
-        out_dir.parent.rmdir()  # the date folder of outputs/runs/<date>/<time>, when this run was its only one
+        if multirun and [path.name for path in out_dir.parent.iterdir()] == ["multirun.yaml"]:
+            (out_dir.parent / "multirun.yaml").unlink()  # a plain multirun refused at its first job
+        out_dir.parent.rmdir()  # the date folder of outputs/runs/<date>/<time>, or the multirun's folder
 
 
 if __name__ == "__main__":

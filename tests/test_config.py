@@ -127,3 +127,67 @@ def test_command_line_check_lets_valid_overrides_and_flags_through():
          "hydra/launcher=joblib", "--cfg", "job", "sweep=null", "~trial.report", "+extra=1"],
         CONF_DIR,
     )
+
+
+@pytest.mark.parametrize(
+    "arguments, key, allowed",
+    [
+        (["trainer.epoch=3"], "trainer.epoch", "did you mean trainer.epochs? write +trainer.epoch=3 to add a new key"),
+        (["modle=conv"], "modle", "did you mean model?"),
+        (["model.dropout=0.1"], "model.dropout", "model=seed has no dropout (model=conv, mlp has)"),
+        (["optimizer=adam", "optimizer.momentum=0.9"], "optimizer.momentum",
+         "optimizer=adam has no momentum (optimizer=rmsprop, sgd has)"),
+        (["-m", "sweep=smoke", "hydra.sweeper.samplr.seed=1"], "hydra.sweeper.samplr.seed",
+         "did you mean hydra.sweeper.sampler.seed"),
+    ],
+)
+def test_a_key_the_config_does_not_have_is_one_error_naming_where_it_is(arguments, key, allowed):
+    with pytest.raises(ConfigError) as caught:
+        check_command_line(arguments, CONF_DIR)
+    assert caught.value.key == key
+    assert caught.value.allowed.startswith(f"{key} is not a config key; ") and allowed in caught.value.allowed
+
+
+def test_keys_that_exist_under_the_chosen_options_or_are_added_pass():
+    check_command_line(["model=conv", "model.dropout=0.1", "+trainer.note=x", "optimizer=sgd", "optimizer.momentum=0.9",
+                        "-m", "sweep=smoke", "hydra.sweeper.n_trials=3", "model.hidden=64"], CONF_DIR)
+
+
+def test_a_launcher_hydra_does_not_know_is_refused_with_the_installed_ones():
+    with pytest.raises(ConfigError) as caught:
+        check_command_line(["-m", "hydra/launcher=slrum"], CONF_DIR)
+    assert (caught.value.key, caught.value.value) == ("hydra/launcher", "slrum")
+    assert "basic" in caught.value.allowed and "slurm" in caught.value.allowed
+
+
+def test_a_typed_setting_given_the_wrong_type_is_one_error():
+    with pytest.raises(ConfigError) as caught:
+        check_command_line(["-m", "sweep=smoke", "hydra.sweeper.n_trials=abc"], CONF_DIR)
+    assert (caught.value.key, caught.value.value) == ("hydra.sweeper.n_trials", "abc")
+    assert "could not be converted to Integer" in caught.value.allowed
+
+
+@pytest.mark.parametrize(
+    "overrides, value, allowed",
+    [
+        (["model=conv", "model.hidden=0"], 0, "an integer >= 1 or null"),
+        (["model=conv", "model.hidden=-5"], -5, "an integer >= 1 or null"),
+        (["model=mlp", "model.hidden=abc"], "abc", "a list of integers >= 1"),
+        (["model=mlp", "model.hidden=[64,0]"], [64, 0], "a list of integers >= 1"),
+    ],
+)
+def test_hidden_widths_follow_the_chosen_model(overrides, value, allowed):
+    with pytest.raises(ConfigError) as caught:
+        validate(compose_config(*overrides))
+    assert (caught.value.key, caught.value.value) == ("model.hidden", value)
+    assert caught.value.allowed.startswith(allowed)
+    validate(compose_config("model=conv", "model.hidden=null"))
+    validate(compose_config("model=mlp", "model.hidden=[]"))
+
+
+def test_kmeans_cannot_ask_for_more_clusters_than_training_images():
+    with pytest.raises(ConfigError) as caught:
+        validate(compose_config("eval.readout=kmeans", "eval.n_clusters=501", "data.subset=500"))
+    assert caught.value.key == "eval.n_clusters"
+    assert caught.value.allowed.startswith("at most the 500 training images")
+    validate(compose_config("eval.readout=kmeans", "eval.n_clusters=500", "data.subset=500"))

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import DATA_ROOT, compose_config, train_py
+from conftest import CONF_DIR, DATA_ROOT, compose_config, train_py
 from PIL import Image
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
@@ -353,3 +353,25 @@ def test_the_fused_optimizer_trains_like_the_default_update(mnist_root, optimize
     fused, default = epoch_losses(mnist_root, *same, "optimizer.fused=true"), epoch_losses(mnist_root, *same)
     assert fused == pytest.approx(default, rel=1e-5)
     assert fused[-1] < fused[0]
+
+
+def test_a_plain_hydra_multirun_names_its_folder_after_the_job_and_a_sweep_after_its_file():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="train"):
+        for overrides, folder in (([], "outputs/sweeps/train/"), (["sweep=smoke"], "outputs/sweeps/smoke/")):
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+            HydraConfig.instance().set_config(cfg)
+            assert cfg.hydra.sweep.dir.startswith(folder)
+
+
+def test_a_refused_job_of_a_plain_hydra_multirun_is_one_error_line_and_leaves_no_folder(tmp_path, mnist_root):
+    sweep_dir = tmp_path / "multirun"
+    result = train_py("-m", "model.activation=swish,relu", "data.subset=300", "trainer.epochs=1", "device=cpu",
+                      f"data.root={mnist_root}", f"hydra.sweep.dir={sweep_dir}", timeout=120)
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert errors == ["error: model.activation='swish' is not allowed: one of: relu, leaky_relu, elu, gelu, silu, tanh"]
+    assert not sweep_dir.exists()

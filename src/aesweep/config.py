@@ -7,6 +7,7 @@ otherwise fail deep inside the loop. Each rule names a key, checks its value and
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from aesweep.errors import ConfigError
 
@@ -146,6 +148,22 @@ RULES: dict[str, Rule] = {
 }
 
 
+# model.hidden means one dense layer in the conv model and the hidden widths in the MLP.
+HIDDEN_RULES: dict[str, Rule] = {
+    "ConvAutoencoder": integer(1, nullable=True),
+    "MLPAutoencoder": Rule(lambda v: isinstance(v, (list, ListConfig)) and all(_is_int(x) and x >= 1 for x in v),
+                           "a list of integers >= 1, e.g. [512,256] ([] = no hidden layer)"),
+}
+
+MNIST_TRAINING_IMAGES = 60_000
+
+
+def training_images(data_cfg: DictConfig) -> int:
+    """How many images the training split holds: the 60k less the validation split, cut to data.subset."""
+    available = MNIST_TRAINING_IMAGES - data_cfg.val_size
+    return available if data_cfg.subset is None else min(data_cfg.subset, available)
+
+
 def _lookup(cfg: DictConfig, dotted: str) -> object:
     node: object = cfg
     for part in dotted.split("."):
@@ -165,8 +183,8 @@ def validate(cfg: DictConfig) -> None:
             shown = OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
             raise ConfigError(key, shown, rule.allowed)
 
-    if cfg.data.val_size >= 60000:
-        raise ConfigError("data.val_size", cfg.data.val_size, "fewer than the 60000 training images")
+    if cfg.data.val_size >= MNIST_TRAINING_IMAGES:
+        raise ConfigError("data.val_size", cfg.data.val_size, f"fewer than the {MNIST_TRAINING_IMAGES} training images")
     if cfg.eval.readout == "argmax" and cfg.model.bottleneck != cfg.eval.n_clusters and not cfg.eval.allow_overclustering:
         raise ConfigError(
             "model.bottleneck",
@@ -174,6 +192,15 @@ def validate(cfg: DictConfig) -> None:
             f"equal to eval.n_clusters={cfg.eval.n_clusters} with eval.readout=argmax "
             "(each unit is a cluster); use eval.readout=kmeans or eval.allow_overclustering=true",
         )
+    hidden = _lookup(cfg, "model.hidden")
+    hidden_rule = HIDDEN_RULES.get(str(cfg.model.get("_target_", "")).rsplit(".", 1)[-1])
+    if hidden is not _MISSING and hidden_rule and not hidden_rule.check(hidden):
+        shown = OmegaConf.to_container(hidden) if isinstance(hidden, ListConfig) else hidden
+        raise ConfigError("model.hidden", shown, hidden_rule.allowed)
+    if cfg.eval.readout == "kmeans" and cfg.eval.n_clusters > training_images(cfg.data):
+        raise ConfigError("eval.n_clusters", cfg.eval.n_clusters,
+                          f"at most the {training_images(cfg.data)} training images k-means is fitted on "
+                          "(data.subset, data.val_size)")
     weights = [cfg.loss[k] for k in ("recon_weight", "entropy_weight", "balance_weight", "consistency_weight", "iic_weight")]
     if not any(w > 0 for w in weights):
         raise ConfigError("loss.recon_weight", cfg.loss.recon_weight, "> 0, or another loss term's weight > 0")
@@ -220,6 +247,7 @@ def check_command_line(arguments: list[str], conf_dir: Path) -> None:
     # Extra config folders (hydra.searchpath) can add group options this check cannot see.
     check_options = not any(a.lstrip("+").startswith("hydra.searchpath") for a in overrides)
     parser = OverridesParser.create()
+    parsed = []
     for text in overrides:
         try:
             (override,) = parser.parse_overrides([text])
@@ -227,6 +255,7 @@ def check_command_line(arguments: list[str], conf_dir: Path) -> None:
             key = text.split("=", 1)[0]
             reason = str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else str(exc)
             raise ConfigError(key, text.split("=", 1)[1], f"Hydra's override grammar ({reason})") from None
+        parsed.append(override)
         group = override.key_or_group
         options_dir = conf_dir / group
         if not check_options or "/" in group or override.package or not options_dir.is_dir() or override.is_delete():
@@ -241,3 +270,106 @@ def check_command_line(arguments: list[str], conf_dir: Path) -> None:
         for value in values:
             if value not in options and value != "null":
                 raise ConfigError(group, value, "one of: " + ", ".join(options))
+    # Another primary config (--config-name, --config-path, --config-dir) has other keys.
+    if check_options and not any(a.split("=", 1)[0] in OTHER_CONFIG_FLAGS for a in arguments):
+        check_keys_exist(parsed, conf_dir)
+
+
+OTHER_CONFIG_FLAGS = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--experimental-rerun"}
+
+
+def check_keys_exist(overrides: list, conf_dir: Path) -> None:
+    """Refuse, in one line, a `key=value` whose key the composed config does not have.
+
+    Hydra refuses it too ("Could not override ... Key 'epoch' is not in struct", several lines, exit 1).
+    The config is composed with the command line's group choices, so a key that only another option of
+    its group has (model.dropout under model=seed) is named as such. Searched values (`a=1,2`,
+    `choice(...)`) are the sweeper's to check, and a swept group leaves the keys open.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    groups = [o for o in overrides if (conf_dir / o.key_or_group).is_dir() or "/" in o.key_or_group]
+    if any(o.is_sweep_override() for o in groups):
+        return
+    values = [o for o in overrides if o not in groups and not (o.is_add() or o.is_force_add() or o.is_delete())
+              and not o.is_sweep_override()]
+    was_initialized = GlobalHydra.instance().is_initialized()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
+            for group in (o for o in groups if "/" in o.key_or_group):  # hydra/launcher=...: plugins add options
+                options = GlobalHydra.instance().config_loader().get_group_options(group.key_or_group)
+                value = group.get_value_element_as_str()
+                if options and value not in options and value != "null":
+                    raise ConfigError(group.key_or_group, value, "one of: " + ", ".join(sorted(options)))
+            cfg = compose("config", overrides=[o.input_line for o in groups], return_hydra_config=True)
+            for override in values:
+                key = override.key_or_group
+                if node_exists(cfg, key) or not _addition_refused(cfg, key):
+                    continue
+                value = override.get_value_element_as_str()
+                raise ConfigError(key, value, f"{key} is not a config key; {_where_else(cfg, key, conf_dir)}"
+                                              f"write +{key}={value} to add a new key")
+            # a value of the wrong type for a typed node (hydra.sweeper.n_trials=abc)
+            compose("config", overrides=[o.input_line for o in groups + values], return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        refused = _refused_value(exc, values)
+        if refused:
+            raise refused from None
+        return  # anything else is Hydra's to report
+    finally:
+        if not was_initialized:
+            GlobalHydra.instance().clear()
+
+
+def _refused_value(exc: BaseException, values: list) -> ConfigError | None:
+    """The override a typed node refused, as a ConfigError, when Hydra's error says which key it was."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    full_key = getattr(cause, "full_key", None)
+    override = next((o for o in values if o.key_or_group == full_key), None)
+    if not isinstance(cause, OmegaConfBaseException) or override is None:
+        return None
+    reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    return ConfigError(full_key, override.get_value_element_as_str(), f"a value its type takes ({reason})")
+
+
+def node_exists(cfg: DictConfig, key: str) -> bool:
+    """Whether `key` (dotted) names a node in `cfg`, whatever its value (even ``???``)."""
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key, default=None, throw_on_resolution_failure=False) if parent_key else cfg
+    return isinstance(parent, DictConfig) and leaf in parent.keys()
+
+
+def dotted_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Every dotted key under `node`, of mappings and of values alike (`trainer`, `trainer.epochs`, ...)."""
+    keys = []
+    for key in node.keys():
+        child = node._get_node(key)
+        keys.append(f"{prefix}{key}")
+        if isinstance(child, DictConfig):
+            keys += dotted_keys(child, f"{prefix}{key}.")
+    return keys
+
+
+def _addition_refused(cfg: DictConfig, key: str) -> bool:
+    """Whether Hydra would refuse to add `key`: its nearest existing parent is a struct mapping."""
+    parts = key.split(".")
+    node: object = cfg
+    for part in parts[:-1]:
+        if not isinstance(node, DictConfig) or part not in node.keys():
+            break
+        node = node._get_node(part)
+    return isinstance(node, DictConfig) and OmegaConf.is_struct(node)
+
+
+def _where_else(cfg: DictConfig, key: str, conf_dir: Path) -> str:
+    """The options of the key's group that do have it, or the keys it was probably meant to be."""
+    group, _, rest = key.partition(".")
+    if rest and (conf_dir / group).is_dir():
+        having = sorted(path.stem for path in (conf_dir / group).glob("*.yaml")
+                        if node_exists(OmegaConf.load(path), rest))
+        if having:
+            return f"{group}={cfg.hydra.runtime.choices.get(group)} has no {rest} ({group}={', '.join(having)} has); "
+    close = difflib.get_close_matches(key, dotted_keys(cfg), n=3, cutoff=0.8)
+    return f"did you mean {', '.join(close)}? " if close else ""
