@@ -104,6 +104,22 @@ def test_collect_makes_one_row_per_finished_run_and_one_warning_per_broken_run(o
     assert f"{SEARCH}/2: metrics.json is not valid JSON" in warnings[1]
 
 
+def test_a_trial_its_sweep_recorded_as_failed_is_a_failed_row_with_the_sweeps_reason(outputs):
+    search = outputs / SEARCH
+    reason = "ConfigError: model.activation='swish' is not allowed: one of: relu, gelu"
+    pd.DataFrame({"number": [0, 1], "state": ["COMPLETE", "FAIL"], "reason": [None, reason],
+                  "run_dir": [str(search / "0"), str(search / "1")], "study_name": ["search", "search"]}
+                 ).to_csv(search / "trials.csv", index=False)
+
+    runs, warnings = collect(outputs)
+
+    failed = row(runs, f"{SEARCH}/1")
+    assert (failed["status"], failed["state"], failed["reason"]) == ("failed", "FAIL", reason)
+    assert (failed["trial"], failed["study_name"], failed["model.bottleneck"]) == (1, "search", 32)
+    assert pd.isna(failed["val.mapped_acc"])
+    assert len(warnings) == 1 and f"{SEARCH}/2: metrics.json is not valid JSON" in warnings[0]
+
+
 def test_collect_flattens_config_to_dotted_columns_with_short_target_names(outputs):
     runs, _ = collect(outputs)
     single = row(runs, SINGLE)

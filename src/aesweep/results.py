@@ -84,11 +84,14 @@ def read_run(run_dir: Path) -> dict:
     """One run directory -> one row (dict of column -> value). Raises SkippedRun with a one-line reason."""
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.is_file():
-        raise SkippedRun("no metrics.json (crashed, killed or still running)")
-    try:
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise SkippedRun(f"metrics.json is not valid JSON (half-written?): {error}") from None
+        metrics = _failed_trial(run_dir)
+        if metrics is None:
+            raise SkippedRun("no metrics.json (crashed, killed or still running)")
+    else:
+        try:
+            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise SkippedRun(f"metrics.json is not valid JSON (half-written?): {error}") from None
     if not isinstance(metrics, dict):
         raise SkippedRun("metrics.json is not a JSON object")
     try:
@@ -127,6 +130,34 @@ def read_run(run_dir: Path) -> dict:
     row["device_used"] = metrics.get("device")
     row["overrides"] = hydra.get("overrides")
     return row
+
+
+def _failed_trial(run_dir: Path) -> dict | None:
+    """What the sweep's trials.csv says of a trial that ended without metrics.json, when it says FAIL.
+
+    A trial refused by its config, crashed, or left running by a killed sweep writes no metrics.json;
+    its sweep recorded why, so it is a `failed` row with that reason rather than a run to skip.
+    """
+    trials_csv = run_dir.parent / "trials.csv"
+    if not trials_csv.is_file():
+        return None
+    try:
+        trials = pd.read_csv(trials_csv)
+    except (OSError, ValueError):
+        return None
+    if "state" not in trials or "number" not in trials:
+        return None
+    if "run_dir" in trials:
+        mine = trials[trials["run_dir"].astype(str).map(lambda text: Path(text).name) == run_dir.name]
+    else:
+        mine = trials[trials["number"].astype(str) == run_dir.name]
+    if len(mine) != 1 or mine["state"].iloc[0] != "FAIL":
+        return None
+    trial = mine.iloc[0]
+    reason = trial.get("reason")
+    return {"status": "failed", "reason": None if pd.isna(reason) else str(reason),
+            "trial": {"number": int(trial["number"]),
+                      "study_name": None if pd.isna(trial.get("study_name")) else trial.get("study_name")}}
 
 
 def flatten_config(cfg: DictConfig) -> dict:
