@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from aesweep import bench
-from aesweep.bench import speed, sweeps
+from aesweep.bench import cli as bench_cli
+from aesweep.bench import speed, sweeps, trials
 from aesweep.model import SeedAutoencoder
 
 # Multiply-accumulates per image of each layer of the blog's network, counted by hand:
@@ -468,3 +469,96 @@ def test_trials_and_memory_run_real_training_jobs(tmp_path, mnist_root, monkeypa
     assert 0 < trials.loc[0, "mean_val_mapped_acc"] <= 1
     memory = pd.read_csv(tmp_path / "memory.csv")
     assert memory.loc[0, "completed"] and 100 < memory.loc[0, "peak_rss_mb"] < 10_000
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+@pytest.mark.parametrize("command", ["speed", "trials", "memory"])
+def test_an_unwritable_out_is_refused_before_anything_is_measured(command, tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "passwd"
+    blocker.write_text("")
+    never = lambda *args, **kwargs: pytest.fail("measured before checking --out")  # noqa: E731
+    monkeypatch.setattr(speed.ModeRunner, "run", never)
+    monkeypatch.setattr(trials, "run_trials_at_once", never)
+
+    assert bench.main([command, "--device", "cpu", "--quick" if command != "memory" else "--subset=300",
+                       "--out", str(blocker / "b.csv")]) == 2
+
+    prog = "aesweep bench" if command == "speed" else f"aesweep bench {command}"
+    assert capsys.readouterr().err == \
+        f"{prog}: error: --out='{blocker}/b.csv': cannot write there (Not a directory: {blocker})\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["passwd"]
+
+
+@pytest.mark.parametrize("command", ["curves", "pruning"])
+def test_tables_read_from_sweeps_refuse_an_unwritable_out_before_reading(command, tmp_path, capsys):
+    sweep = recorded_sweep(tmp_path / "sweep", CURVES)
+    blocker = tmp_path / "passwd"
+    blocker.write_text("")
+    extra = ["--replay", str(MEDIAN_PRUNER), "--target", "0.9"] if command == "pruning" else []
+
+    assert bench.main([command, str(sweep), *extra, "--out", str(blocker / "t.csv")]) == 2
+
+    assert capsys.readouterr() == ("", f"aesweep bench {command}: error: --out='{blocker}/t.csv': cannot write there "
+                                       f"(Not a directory: {blocker})\n")
+
+
+def test_an_unknown_model_names_the_option_and_the_config_files(capsys):
+    assert bench.main(["--model", "nope", "--device", "cpu"]) == 2
+
+    assert capsys.readouterr().err == "aesweep bench: error: --model='nope' is not allowed: one of: conv, mlp, seed\n"
+
+
+def test_an_override_that_is_not_key_equals_value_is_refused_by_the_parser(capsys):
+    assert bench.main(["trials", "--override", "nokey"]) == 2
+
+    assert capsys.readouterr().err.startswith(
+        "aesweep bench trials: error: argument --override: 'nokey' is not allowed: KEY=VALUE")
+
+
+def test_an_unknown_group_option_in_an_override_is_one_line_listing_the_options(capsys):
+    assert bench.main(["memory", "--device", "cpu", "--override", "optimizer=lion"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("aesweep bench memory: error: optimizer='lion' is not allowed: one of:")
+
+
+def option_help(command: str) -> dict[str, str]:
+    return {action.dest: action.help for action in bench_cli.build_parser()[command]._actions}
+
+
+@pytest.mark.parametrize("command", ["trials", "memory"])
+def test_trials_and_memory_help_says_nothing_about_speed_modes(command):
+    text = bench_cli.build_parser()[command].format_help()
+
+    assert "speed" not in text  # no "speed modes then set their own switches", no "per speed mode"
+    assert option_help(command)["out"] == (f"where to write the table (.csv, with the .md beside it; default: "
+                                           f"outputs/bench/<timestamp>/{command}.csv)")
+
+
+def test_each_measuring_subcommand_says_what_its_timeout_bounds():
+    assert option_help("speed")["timeout"] == "seconds allowed per speed mode (default 600)"
+    assert option_help("trials")["timeout"] == "seconds allowed for all the trials at one concurrency (default 600)"
+    assert option_help("memory")["timeout"] == "seconds allowed for the run (default 600)"
+
+
+def test_quick_speed_help_promises_the_fast_modes_not_every_mode():
+    parser = bench_cli.build_parser()["speed"]
+
+    assert "every CPU speed mode" not in parser.format_help()
+    assert option_help("speed")["quick"].startswith(
+        "only the fast modes (not batch=512, nor a CPU's compile and channels_last+threads=1, nor a GPU's "
+        "compile+amp and default+compile*)")
+    # what the help promises is what Mode.quick leaves out
+    for device_type, slow in (("cpu", {"batch=512", "compile", "channels_last+threads=1"}),
+                              ("cuda", {"batch=512", "compile+amp", "default+compile", "default+compile-autotune"})):
+        modes = speed.speed_modes(device_type, 128, 0.01, cpu_count=2, native_bf16=True)
+        assert {m.name for m in modes if not m.quick} == slow
+
+
+def test_curves_help_says_several_sweeps_are_ranked_each_within_itself():
+    help_text = option_help("curves")["sweeps"]
+
+    assert "pool" not in help_text
+    assert "each ranked within itself, and the table gives the median (and range) over them" in help_text

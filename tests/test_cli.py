@@ -1,5 +1,7 @@
 """The `aesweep` command line: subcommands, delegation to aesweep.data / aesweep.bench, one-line usage errors."""
 
+import argparse
+import re
 import subprocess
 import sys
 import types
@@ -8,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import aesweep
-from aesweep.cli import main
+from aesweep.cli import hydra_override, main
 
 
 def test_python_dash_m_aesweep_lists_the_subcommands():
@@ -62,3 +64,39 @@ def test_usage_mistakes_print_one_line_and_return_2(capsys, argv, expected):
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1 and err.startswith(expected)
+
+
+def test_collect_refuses_an_unwritable_out_before_reading_any_run(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "passwd"
+    blocker.write_text("")
+    monkeypatch.setattr("aesweep.results.collect_runs", lambda *a, **k: pytest.fail("collected before checking --out"))
+
+    assert main(["collect", str(tmp_path), "--out", str(blocker / "x.csv")]) == 2
+
+    assert capsys.readouterr().err == (
+        f"aesweep collect: error: --out='{blocker}/x.csv': cannot write there (Not a directory: {blocker})\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["passwd"]
+
+
+def test_collect_whose_table_cannot_be_written_is_one_line_naming_the_place(tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    (tmp_path / "runs.csv").mkdir()  # the default --out, DIR/runs.csv, is taken by a folder
+    monkeypatch.setattr("aesweep.results.collect_runs", lambda *a, **k: pd.DataFrame({"seed": [0]}))
+
+    assert main(["collect", str(tmp_path)]) == 2
+
+    assert capsys.readouterr().err == (
+        f"aesweep collect: error: --out='{tmp_path}/runs.csv': cannot write there (Is a directory)\n")
+    assert list((tmp_path / "runs.csv").iterdir()) == []
+
+
+@pytest.mark.parametrize("text", ["nokey", "=16", "+=1"])
+def test_an_override_needs_key_equals_value(text):
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^{re.escape(repr(text))} is not allowed: KEY=VALUE"):
+        hydra_override(text)
+
+
+@pytest.mark.parametrize("text", ["model.bottleneck=16", "+model.extra=1", "~model.hidden", "data.subset=null"])
+def test_overrides_in_hydras_forms_pass_unchanged(text):
+    assert hydra_override(text) == text

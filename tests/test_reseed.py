@@ -92,3 +92,61 @@ def test_bad_arguments_are_one_line_and_exit_2(args, words, capsys, tmp_path, mo
     assert len(lines) == 1 and lines[0].startswith("aesweep reseed: error: ")
     assert all(word in lines[0] for word in words), lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def recorded_sweep(tmp_path) -> Path:
+    """A finished sweep as reseed reads it, without training: trials.csv and each trial's overrides.yaml."""
+    sweep_dir = tmp_path / "sweep"
+    rows = []
+    for number, bottleneck in enumerate((10, 10)):
+        (sweep_dir / str(number) / ".hydra").mkdir(parents=True)
+        (sweep_dir / str(number) / ".hydra" / "overrides.yaml").write_text(
+            yaml.safe_dump([f"model.bottleneck={bottleneck}", f"seed={number}", "++trial.trial_number=0"]))
+        rows.append({"number": number, "state": "COMPLETE", "value": 0.5 + number / 10,
+                     "run_dir": str(sweep_dir / str(number))})
+    pd.DataFrame(rows).to_csv(sweep_dir / "trials.csv", index=False)
+    return sweep_dir
+
+
+def refused_before_any_run(args: list[str], sweep_dir: Path, monkeypatch, capsys) -> str:
+    """Run `aesweep reseed`, which must refuse before starting a run; its one stderr line."""
+    monkeypatch.setattr("aesweep.reseed.run_all", lambda *a, **k: pytest.fail("started the runs"))
+    contents = sorted(p.relative_to(sweep_dir) for p in sweep_dir.rglob("*"))
+
+    assert aesweep(["reseed", str(sweep_dir), *args]) == 2
+
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aesweep reseed: error: "), lines
+    assert sorted(p.relative_to(sweep_dir) for p in sweep_dir.rglob("*")) == contents  # no reseed/, no run folders
+    return lines[0]
+
+
+def test_a_bad_override_value_is_refused_before_any_run_starts(recorded_sweep, monkeypatch, capsys):
+    line = refused_before_any_run(["--override", "model.activation=swish"], recorded_sweep, monkeypatch, capsys)
+
+    assert line.startswith("aesweep reseed: error: model.activation='swish' is not allowed: one of: relu, ")
+
+
+def test_an_override_that_breaks_the_trials_config_is_refused_before_any_run_starts(recorded_sweep, monkeypatch,
+                                                                                      capsys):
+    # the trials' own model.bottleneck=10 is fine alone; with eval.n_clusters=12 the argmax readout cannot work
+    line = refused_before_any_run(["--override", "eval.n_clusters=12"], recorded_sweep, monkeypatch, capsys)
+
+    assert "model.bottleneck=10 is not allowed: equal to eval.n_clusters=12" in line
+
+
+def test_an_override_without_equals_sign_is_refused_by_the_parser(recorded_sweep, monkeypatch, capsys):
+    line = refused_before_any_run(["--override", "nokey"], recorded_sweep, monkeypatch, capsys)
+
+    assert line == ("aesweep reseed: error: argument --override: 'nokey' is not allowed: KEY=VALUE, "
+                    "a Hydra override such as model.bottleneck=16")
+
+
+def test_an_unwritable_out_is_refused_before_any_run_starts(recorded_sweep, monkeypatch, capsys):
+    blocker = recorded_sweep / "passwd"
+    blocker.write_text("")
+
+    line = refused_before_any_run(["--out", str(blocker / "r")], recorded_sweep, monkeypatch, capsys)
+
+    assert line == f"aesweep reseed: error: --out='{blocker}/r': cannot write there (Not a directory: {blocker})"

@@ -62,6 +62,15 @@ def positive_int(text: str) -> int:
     return value
 
 
+def hydra_override(text: str) -> str:
+    """argparse type: a Hydra override, KEY=VALUE (or ~KEY, which deletes a key), refused in one line otherwise."""
+    key = text.split("=", 1)[0].lstrip("+~")
+    if not key or ("=" not in text and not text.startswith("~")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: KEY=VALUE, a Hydra override such as "
+                                         "model.bottleneck=16")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="aesweep",
@@ -166,16 +175,19 @@ def _note(prog: str):
 
 def _run_collect(args: argparse.Namespace, prog: str) -> int:
     from aesweep import results
+    from aesweep.io import check_writable, writing_to
 
     dirs = [Path(d) for d in args.dirs]
     if args.out:
         out = Path(args.out)
+        check_writable(out)  # before walking the directories, not after
     elif len(dirs) == 1:
         out = dirs[0] / "runs.csv"
     else:
         out = Path(DEFAULT_OUTPUTS) / "runs.csv"
     runs = results.collect_runs(dirs, warn=_warner(prog))
-    results.write_runs_csv(runs, out)
+    with writing_to(out):
+        results.write_runs_csv(runs, out)
     print(f"{len(runs)} runs ({results.describe_runs(runs)}) -> {out}")
     return 0
 

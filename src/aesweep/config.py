@@ -21,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from aesweep.errors import ConfigError
 
 _MISSING = object()
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the project's config groups, beside src/
 
 
 @dataclass(frozen=True)

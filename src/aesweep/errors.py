@@ -23,3 +23,11 @@ class ConfigError(AesweepError):
 
 class DataError(AesweepError):
     """MNIST files missing, truncated or failing their checksum."""
+
+
+class OutputError(AesweepError):
+    """An output location (a command's --out, --root) that cannot be written: `--out='x': cannot write there (why)`."""
+
+    def __init__(self, option: str, path: object, reason: str):
+        self.option, self.path, self.reason = option, str(path), reason
+        super().__init__(f"{option}={str(path)!r}: cannot write there ({reason})")

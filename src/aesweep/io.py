@@ -3,11 +3,15 @@
 Each writer writes a temporary file in the target's directory (so the final rename stays on one
 filesystem), flushes and fsyncs it, then ``os.replace``s it over the target. If anything fails the
 temporary file is removed and the target is left untouched.
+
+Commands that write where the user said (``--out``) check the place before they start
+(``check_writable``) and turn a failed write into one line (``writing_to``), never a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -17,6 +21,8 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+
+from aesweep.errors import OutputError
 
 
 @contextlib.contextmanager
@@ -60,6 +66,45 @@ def write_bytes_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], Non
     """Call ``write(handle)`` on a binary temporary file and rename it onto ``path`` (for images, checkpoints)."""
     with _atomic_open(path, "wb") as handle:
         write(handle)
+
+
+def check_writable(path: str | os.PathLike, option: str = "--out", folder: bool = False) -> None:
+    """Raise OutputError unless a file (with `folder`: a folder) could be written at `path`, creating the
+    missing folders above it. Creates nothing: a command that runs for long checks its output first, so it
+    cannot fail at the end, after the work."""
+    target = Path(os.path.abspath(path))
+    if target.is_dir() and not folder:
+        raise OutputError(option, path, os.strerror(errno.EISDIR))
+    existing = target if folder else target.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(option, path, _blocked_by(errno.ENOTDIR, existing, target))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(option, path, _blocked_by(errno.EACCES, existing, target))
+
+
+@contextlib.contextmanager
+def writing_to(path: str | os.PathLike, option: str = "--out") -> Iterator[None]:
+    """Turn an OSError raised while writing `path` (a full disk, a file where a folder should be) into
+    OutputError: `--out='x.csv': cannot write there (No space left on device)`."""
+    try:
+        yield
+    except OSError as error:
+        # mkdir(exist_ok=True) says "File exists" when a file stands where a folder is needed
+        code = errno.ENOTDIR if isinstance(error, FileExistsError) else error.errno
+        blocker = Path(os.path.abspath(error.filename)) if isinstance(error.filename, (str, os.PathLike)) else None
+        if code is None:
+            reason = " ".join(str(error).split()) or type(error).__name__
+        else:
+            reason = _blocked_by(code, blocker, Path(os.path.abspath(path)))
+        raise OutputError(option, path, reason) from None
+
+
+def _blocked_by(code: int, blocker: Path | None, target: Path) -> str:
+    """`Not a directory: /etc/passwd`: the error and, when it is one of the target's folders, which one."""
+    reason = os.strerror(code)
+    return f"{reason}: {blocker}" if blocker is not None and blocker in target.parents else reason
 
 
 def _finite_or_none(obj: Any) -> Any:

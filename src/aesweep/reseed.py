@@ -26,9 +26,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from aesweep.cli import OneLineParser, one_line_errors, positive_int
+from aesweep.cli import OneLineParser, hydra_override, one_line_errors, positive_int
 from aesweep.errors import AesweepError
-from aesweep.io import write_csv_atomic, write_text_atomic
+from aesweep.io import check_writable, write_csv_atomic, write_text_atomic, writing_to
 
 REPO = Path(__file__).resolve().parents[2]
 REPORTED = ("mapped_acc", "hungarian_acc", "nmi", "ari", "clusters_used", "recon_mse")
@@ -75,6 +75,15 @@ def trial_overrides(run_dir: Path) -> list[str]:
     return keep
 
 
+def check_runs(configs: list[list[str]], extra: list[str]) -> None:
+    """Compose and validate each configuration's first run as `python train.py` would, before any run starts:
+    a bad --override is one line now, not a failed run per configuration and seed."""
+    from aesweep.train import checked_config
+
+    for overrides in configs:
+        checked_config([*overrides, *extra])
+
+
 def run_all(jobs: list[tuple[list[str], Path]], parallel: int, timeout: float) -> None:
     """`python train.py <overrides> hydra.run.dir=<dir>` for each job, `parallel` at a time."""
     pending, running = list(jobs), []
@@ -82,8 +91,9 @@ def run_all(jobs: list[tuple[list[str], Path]], parallel: int, timeout: float) -
     while pending or running:
         while pending and len(running) < parallel:
             overrides, run_dir = pending.pop(0)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            log = (run_dir / "train.log").open("w")
+            with writing_to(run_dir):
+                run_dir.mkdir(parents=True, exist_ok=True)
+                log = (run_dir / "train.log").open("w")
             command = [sys.executable, str(REPO / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
             running.append((subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT), log))
         time.sleep(0.2)
@@ -134,6 +144,8 @@ def reseed(args: argparse.Namespace) -> int:
     candidates = top_trials(sweep_dir, args.top)
     configs = [trial_overrides(Path(run_dir)) for run_dir in candidates["run_dir"]]
     threads = [f"trainer.threads={max(1, (os.cpu_count() or 1) // args.jobs)}"]
+    check_runs(configs, [*threads, *args.override, f"seed={args.seeds[0]}"])
+    check_writable(out, folder=True)
     jobs, keys = [], []
     for candidate, (trial, overrides) in enumerate(zip(candidates["number"], configs)):
         for seed in args.seeds:
@@ -155,13 +167,14 @@ def reseed(args: argparse.Namespace) -> int:
     notes = [f"sweep: {sweep_dir}; top {len(configs)} COMPLETE trials by its objective, each run with seeds "
              f"{', '.join(map(str, args.seeds))}; chosen = best mean {args.metric} (validation only); test is "
              "reported, never used to choose"]
-    write_csv_atomic(out / "runs.csv", runs)
-    write_csv_atomic(out / "summary.csv", summary)
     markdown = format_table(summary, "md", notes)
-    write_text_atomic(out / "summary.md", markdown)
-    write_text_atomic(out / "chosen.yaml",
-                      f"# Chosen by aesweep reseed: trial {chosen_trial} of {sweep_dir}, best mean {args.metric} over "
-                      f"seeds {args.seeds}\n" + yaml.safe_dump(chosen, default_flow_style=False))
+    with writing_to(out):
+        write_csv_atomic(out / "runs.csv", runs)
+        write_csv_atomic(out / "summary.csv", summary)
+        write_text_atomic(out / "summary.md", markdown)
+        write_text_atomic(out / "chosen.yaml",
+                          f"# Chosen by aesweep reseed: trial {chosen_trial} of {sweep_dir}, best mean {args.metric} "
+                          f"over seeds {args.seeds}\n" + yaml.safe_dump(chosen, default_flow_style=False))
     sys.stdout.write(markdown)
     return 0
 
@@ -186,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                      "cores // jobs torch threads")
     parser.add_argument("--metric", default="val.mapped_acc", help="validation metric that chooses "
                                                                     "(default val.mapped_acc; higher is better)")
-    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", type=hydra_override,
                         help="extra override for every run, repeatable (e.g. --override device=cuda)")
     parser.add_argument("--out", help="output folder (default SWEEP_DIR/reseed)")
     parser.add_argument("--timeout", type=float, default=24 * 3600, help="seconds for all runs (default 1 day)")

@@ -11,6 +11,7 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from omegaconf import DictConfig
 
 from aesweep import metrics as M
 from aesweep.augment import BatchAugment
-from aesweep.config import validate
+from aesweep.config import CONF_DIR, check_command_line, validate
 from aesweep.data import MNISTSplits, Split, load_splits
 from aesweep.errors import AesweepError, ConfigError
 from aesweep.io import write_csv_atomic, write_json_atomic
@@ -87,6 +88,24 @@ def set_mmap_threshold(size: int) -> bool:
                     and libc.mallopt(M_TRIM_THRESHOLD, ctypes.c_int(2 * size)))
     except (OSError, AttributeError):
         return False
+
+
+def checked_config(overrides: Sequence[str]) -> tuple[DictConfig, torch.device]:
+    """The config `python train.py <overrides>` would run and its device, refused in one line wherever
+    train.py would refuse it (command line, composition, validation, an absent device). For the tools
+    that prepare or time runs without going through train.py's Hydra main (bench, reseed)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    check_command_line(list(overrides), CONF_DIR)
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise AesweepError(" ".join(str(exc).split())) from None
+    validate(cfg)
+    return cfg, resolve_device(cfg.device)
 
 
 def seed_everything(seed: int) -> None:

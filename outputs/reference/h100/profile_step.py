@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from aesweep.bench.common import checked_config
+from aesweep.train import checked_config
 from aesweep.data import load_splits
 from aesweep.train import apply_process_settings, build_training, channels_last
 

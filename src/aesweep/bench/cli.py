@@ -1,7 +1,7 @@
 """`aesweep bench`: how fast the project trains and how much search a sweep does per hour, each measured side
 by side with its reference.
 
-    aesweep bench --quick                          # every CPU speed mode in under a minute on 2 cores
+    aesweep bench --quick                          # the fast CPU speed modes (no compile) in under a minute on 2 cores
     aesweep bench --device cuda                    # the GPU modes: whole-step CUDA graph, compile, bf16, batches
     aesweep bench --model conv --override model.channels=[32,64,128] --batch-size 256
     aesweep bench trials --concurrency 1,4         # trials/hour: N train.py processes at once vs one at a time
@@ -24,7 +24,9 @@ from aesweep.bench.common import DEVICES
 from aesweep.bench.speed import serve_modes, speed
 from aesweep.bench.sweeps import UNPRUNED_BEST, curves, pruning
 from aesweep.bench.trials import memory, trials
-from aesweep.cli import OneLineParser, one_line_errors, positive_int
+from aesweep.config import CONF_DIR
+from aesweep.cli import OneLineParser, hydra_override, one_line_errors, positive_int
+from aesweep.errors import ConfigError
 from aesweep.pruning import checked_pruner
 
 
@@ -60,25 +62,50 @@ def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="seed", help="model config group option: seed | conv | mlp (default: seed)")
-    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                        help="any Hydra override of the project config, repeatable "
-                             "(e.g. --override model.bottleneck=16); speed modes then set their own switches")
+# What --override, --out and --timeout mean for each subcommand that runs the project's training.
+MODEL_OPTION_HELP = {
+    "speed": {"override": "of the project config, repeatable (e.g. --override model.bottleneck=16); each speed "
+                          "mode then sets its own switches on top",
+              "out": ".csv, with the .md and the modes' stderr (.log) beside it; default: "
+                     "outputs/bench/<timestamp>/bench.csv",
+              "timeout": "seconds allowed per speed mode (default 600)"},
+    "trials": {"override": "of every trial's config, repeatable (e.g. --override model.bottleneck=16)",
+               "out": ".csv, with the .md beside it; default: outputs/bench/<timestamp>/trials.csv",
+               "timeout": "seconds allowed for all the trials at one concurrency (default 600)"},
+    "memory": {"override": "of the run's config, repeatable (e.g. --override model.bottleneck=16)",
+               "out": ".csv, with the .md beside it; default: outputs/bench/<timestamp>/memory.csv",
+               "timeout": "seconds allowed for the run (default 600)"},
+}
+
+
+def model_options() -> list[str]:
+    """The model config group's options: conf/model/*.yaml."""
+    return sorted(path.stem for path in (CONF_DIR / "model").glob("*.yaml"))
+
+
+def _add_model_options(parser: argparse.ArgumentParser, command: str) -> None:
+    helps = MODEL_OPTION_HELP[command]
+    parser.add_argument("--model", default="seed",
+                        help=f"model config group option: {' | '.join(model_options())} (default: seed)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", type=hydra_override,
+                        help=f"any Hydra override {helps['override']}")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto (cuda if present) | cpu | cuda")
     parser.add_argument("--batch-size", type=positive_int, help="trainer.batch_size (default: the config's)")
-    parser.add_argument("--out", metavar="CSV", help="where to write the table (.csv, with the .md beside it, and "
-                                                     "for speed the modes' stderr as .log; default: "
-                                                     "outputs/bench/<timestamp>/)")
-    parser.add_argument("--timeout", type=float, default=600,
-                        help="seconds allowed per speed mode, or per batch of trials (default 600)")
+    parser.add_argument("--out", metavar="CSV", help=f"where to write the table ({helps['out']})")
+    parser.add_argument("--timeout", type=float, default=600, help=helps["timeout"])
+
+
+def check_model(name: str) -> None:
+    """--model names a file in conf/model/ (checked here, so the error names --model, not Hydra's search path)."""
+    if name not in model_options():
+        raise ConfigError("--model", name, "one of: " + ", ".join(model_options()))
 
 
 def build_parser() -> dict[str, argparse.ArgumentParser]:
     speed_parser = OneLineParser(prog="aesweep bench", formatter_class=argparse.RawDescriptionHelpFormatter,
                                  description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
                                  epilog="More: `aesweep bench trials|memory|pruning|curves --help`.")
-    _add_model_options(speed_parser)
+    _add_model_options(speed_parser, "speed")
     speed_parser.add_argument("--modes", type=_names, metavar="NAME[,NAME...]",
                               help="only these modes (default: every mode for the device; --quick: the fast ones)")
     speed_parser.add_argument("--warmup", type=positive_int, help="untimed warm-up steps per mode (default 5)")
@@ -88,12 +115,14 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
     speed_parser.add_argument("--repeats", type=positive_int, help="timed repeats per mode; the median counts "
                                                                    "(default 3)")
     speed_parser.add_argument("--quick", action="store_true",
-                              help="5 warm-up + 10 timed steps, 1 repeat, no CPU compile: under a minute on 2 cores")
+                              help="only the fast modes (not batch=512, nor a CPU's compile and "
+                                   "channels_last+threads=1, nor a GPU's compile+amp and default+compile*), "
+                                   "5 warm-up + 10 timed steps, 1 repeat: under a minute on 2 CPU cores")
 
     trials_parser = OneLineParser(prog="aesweep bench trials",
                                   description="Trials per hour: the same small trial (a real `python train.py`) "
                                               "run one at a time and several at once on one device.")
-    _add_model_options(trials_parser)
+    _add_model_options(trials_parser, "trials")
     trials_parser.add_argument("--concurrency", type=_int_list, metavar="N[,N...]",
                                help="trials running at once; the first is the reference (default: 1,4 on a GPU, "
                                     "1,<cores> on a CPU)")
@@ -106,7 +135,7 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
 
     memory_parser = OneLineParser(prog="aesweep bench memory",
                                   description="Peak resident memory of one real `python train.py` run, against a limit.")
-    _add_model_options(memory_parser)
+    _add_model_options(memory_parser, "memory")
     memory_parser.add_argument("--epochs", type=positive_int, default=1, help="trainer.epochs (default 1)")
     memory_parser.add_argument("--subset", type=positive_int, help="data.subset (default: all 55000 images)")
     memory_parser.add_argument("--limit-mb", type=float, default=1536, help="the target (default 1536 = 1.5 GiB)")
@@ -132,7 +161,8 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
                                               "unpruned sweeps' learning curves: where a pruner's first rung can go.")
     curves_parser.add_argument("sweeps", nargs="+", metavar="WITHOUT",
                                help="unpruned sweep directories (or their trials.csv) whose run directories hold "
-                                    "each trial's history.csv; several (e.g. sampler seeds) pool their trials")
+                                    "each trial's history.csv; several (e.g. sampler seeds) are each ranked "
+                                    "within itself, and the table gives the median (and range) over them")
     curves_parser.add_argument("--metric", default="val.mapped_acc", help="history.csv column (default val.mapped_acc)")
     curves_parser.add_argument("--out", metavar="CSV", help="also write the table there (.csv and .md)")
     return {"speed": speed_parser, "trials": trials_parser, "memory": memory_parser, "pruning": pruning_parser,
@@ -173,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def run() -> int:
         args = parser.parse_args(argv[1:] if argv[:1] == [command] else argv)
+        if command in MODEL_OPTION_HELP:
+            check_model(args.model)
         _fill_defaults(args, command)
         return COMMANDS[command](args)
 

@@ -16,7 +16,7 @@ import pandas as pd
 from aesweep.errors import AesweepError
 
 REPO = Path(__file__).resolve().parents[3]  # src/aesweep/bench/common.py -> the checkout
-CONF_DIR = REPO / "conf"
+
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -24,35 +24,11 @@ class BenchError(AesweepError):
     """A bench argument that cannot work (shown as one line)."""
 
 
-def compose_config(overrides: Sequence[str]):
-    """The config `python train.py <overrides>` would see (without the hydra node)."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
-
-
 def base_overrides(args: argparse.Namespace) -> list[str]:
     overrides = [f"model={args.model}", *args.override, f"device={args.device}", "trainer.progress=false"]
     if args.batch_size is not None:
         overrides.append(f"trainer.batch_size={args.batch_size}")
     return overrides
-
-
-def checked_config(overrides: Sequence[str]):
-    """Compose and validate; a bad override or an absent device is a one-line user error."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from aesweep.config import validate
-    from aesweep.train import resolve_device
-
-    try:
-        cfg = compose_config(overrides)
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise BenchError(" ".join(str(exc).split())) from None
-    validate(cfg)
-    return cfg, resolve_device(cfg.device)
 
 
 def machine_description(device) -> str:
@@ -96,14 +72,25 @@ def default_out(name: str) -> Path:
     return Path("outputs/bench") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S") / name
 
 
+def checked_out(out: str | None, name: str) -> Path:
+    """Where a measuring subcommand writes its table (`--out`, else `default_out(name)`), checked before it
+    measures: a place that cannot be written fails in one line now, not after minutes of measuring."""
+    from aesweep.io import check_writable
+
+    path = Path(out) if out else default_out(name)
+    check_writable(path)
+    return path
+
+
 def write_table(table: pd.DataFrame, notes: Sequence[str], out: Path, prog: str) -> None:
     """CSV at `out` and markdown (with the notes) beside it, both atomically; the markdown also to stdout."""
-    from aesweep.io import write_csv_atomic, write_text_atomic
+    from aesweep.io import write_csv_atomic, write_text_atomic, writing_to
     from aesweep.results import format_table
 
     markdown = format_table(table, "md", notes)
-    write_csv_atomic(out, table)
-    write_text_atomic(out.with_suffix(".md"), markdown)
+    with writing_to(out):
+        write_csv_atomic(out, table)
+        write_text_atomic(out.with_suffix(".md"), markdown)
     sys.stdout.write(markdown)
     print(f"{prog}: wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
 

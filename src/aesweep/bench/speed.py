@@ -35,9 +35,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from aesweep.bench.common import (base_overrides, checked_config, default_out, machine_description, rounded,
+from aesweep.bench.common import (base_overrides, checked_out, machine_description, rounded,
                                   write_table)
 from aesweep.errors import ConfigError
+from aesweep.io import writing_to
 
 EPOCH_IMAGES = 60_000  # the seed's epoch: every MNIST training image once
 SEED_LOOP_WORKERS = 4  # DataLoader(num_workers=4), as in the blog
@@ -274,6 +275,8 @@ def measure(spec: dict) -> dict:
     """One mode, in this process: the worker side of the speed bench. Returns a JSON-able dict."""
     import torch
 
+    from aesweep.train import checked_config
+
     cfg, device = checked_config(spec["overrides"])
     bf16 = False
     if spec["loop"] == "project":
@@ -345,8 +348,10 @@ class ModeRunner:
         import select
 
         if self.server is None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.log_path.open("a") as log:
+            with writing_to(self.log_path):
+                self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                log = self.log_path.open("a")
+            with log:
                 self.server = subprocess.Popen([sys.executable, "-m", "aesweep.bench", "_serve"], stdin=subprocess.PIPE,
                                                stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
         self.server.stdin.write(json.dumps(spec) + "\n")
@@ -433,15 +438,16 @@ def selected_modes(modes: list[Mode], names: list[str] | None, quick: bool, devi
 
 
 def speed(args: argparse.Namespace) -> int:
+    from aesweep.train import checked_config, native_bf16_cpu
+
     base = base_overrides(args)
     cfg, device = checked_config(base)
     base_batch = int(cfg.trainer.batch_size)
-    from aesweep.train import native_bf16_cpu
 
     modes = speed_modes(device.type, base_batch, float(cfg.optimizer.lr), os.cpu_count() or 1,
                         native_bf16=device.type == "cpu" and native_bf16_cpu())
     modes = selected_modes(modes, args.modes, args.quick, device.type)
-    out = Path(args.out) if args.out else default_out("bench.csv")
+    out = checked_out(args.out, "bench.csv")
 
     rows, runner, machine = [], ModeRunner(out.with_suffix(".log")), None
     try:

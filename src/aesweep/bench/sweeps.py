@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from aesweep.bench.common import BenchError, rounded, show_table
+from aesweep.io import check_writable
 from aesweep.pruning import pruner_from_config
 
 def read_trials(source: Path) -> pd.DataFrame:
@@ -75,6 +76,8 @@ def best_within(trials_table: pd.DataFrame, seconds: float, metric: str) -> floa
 
 
 def pruning(args: argparse.Namespace) -> int:
+    if args.out:
+        check_writable(args.out)
     if len(args.sweeps) % 2 and not args.replay:
         raise BenchError(f"give sweep directories in pairs WITH WITHOUT (got {len(args.sweeps)}: "
                          f"{' '.join(args.sweeps)})")
@@ -288,6 +291,8 @@ def curve_ranking(histories: Sequence[dict[int, pd.DataFrame]], metric: str) -> 
 
 
 def curves(args: argparse.Namespace) -> int:
+    if args.out:
+        check_writable(args.out)
     tables = read_sweeps(args.sweeps, args.metric)
     histories = [trial_histories(Path(source), table, args.metric) for source, table in tables.items()]
     table = curve_ranking(histories, args.metric)

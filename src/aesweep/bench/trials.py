@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from aesweep.bench.common import (REPO, BenchError, base_overrides, checked_config, default_out, machine_description,
+from aesweep.bench.common import (REPO, BenchError, base_overrides, checked_out, machine_description,
                                   rounded, write_table)
 
 def trial_command(overrides: Sequence[str], run_dir: Path) -> list[str]:
@@ -64,10 +64,12 @@ def run_trials_at_once(overrides: Sequence[str], n_trials: int, concurrency: int
 
 
 def trials(args: argparse.Namespace) -> int:
+    from aesweep.train import checked_config
+
     base = base_overrides(args) + [f"data.subset={args.subset}", f"trainer.epochs={args.epochs}"]
     _, device = checked_config(base)
     n_trials = args.trials or 2 * max(args.concurrency)
-    out = Path(args.out) if args.out else default_out("trials.csv")
+    out = checked_out(args.out, "trials.csv")
     rows = []
     with tempfile.TemporaryDirectory(prefix="aesweep-bench-trials-") as scratch:
         for concurrency in args.concurrency:
@@ -92,11 +94,13 @@ def trials(args: argparse.Namespace) -> int:
 
 def memory(args: argparse.Namespace) -> int:
     """Peak resident memory of one real `python train.py` run, against the limit."""
+    from aesweep.train import checked_config
+
     base = base_overrides(args) + [f"trainer.epochs={args.epochs}"]
     if args.subset:
         base.append(f"data.subset={args.subset}")
     _, device = checked_config(base)
-    out = Path(args.out) if args.out else default_out("memory.csv")
+    out = checked_out(args.out, "memory.csv")
     with tempfile.TemporaryDirectory(prefix="aesweep-bench-memory-") as scratch:
         result = run_trials_at_once(base, 1, 1, Path(scratch), None, args.timeout)
     table = pd.DataFrame([{"device": device.type, "peak_rss_mb": result["peak_rss_mb_per_trial"],
