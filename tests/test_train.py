@@ -301,7 +301,7 @@ def test_amp_true_on_a_cpu_without_native_bf16_is_refused_naming_the_key(monkeyp
     monkeypatch.setattr(train, "native_bf16_cpu", lambda: False)
     with pytest.raises(ConfigError) as refused:
         train.amp_enabled(compose_config("trainer.amp=true"), torch.device("cpu"))
-    assert str(refused.value) == ("trainer.amp=True is not allowed: auto or false on cpu: "
+    assert str(refused.value) == ("trainer.amp=true is not allowed: auto or false on cpu: "
                                   "it has no native bf16 (AVX512-BF16 or AMX)")
 
 

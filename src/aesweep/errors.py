@@ -15,10 +15,17 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"[:REASON_MAX_CHARS]
 
 
+def as_typed(value: object) -> str:
+    """A config value as the user types it in an override: true, false, null; strings quoted to show their ends."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "null" if value is None else repr(value)
+
+
 class ConfigError(AesweepError):
     def __init__(self, key: str, value: object, allowed: str):
         self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"{key}={value!r} is not allowed: {allowed}")
+        super().__init__(f"{key}={as_typed(value)} is not allowed: {allowed}")
 
 
 class DataError(AesweepError):
