@@ -40,6 +40,15 @@ def test_a_pruner_config_builds_its_pruner_or_is_refused_in_one_line_naming_the_
         checked_pruner({"_target_": "collections.OrderedDict"}, "hydra.sweeper.pruner")  # builds, but no pruner
 
 
+def test_a_pruner_given_as_a_name_instead_of_a_config_is_refused_in_one_line():
+    with pytest.raises(ConfigError) as refused:
+        checked_pruner("median", "hydra.sweeper.pruner")
+    assert str(refused.value) == (
+        "hydra.sweeper.pruner='median' is not allowed: null or an optuna.pruners class with its arguments, "
+        "e.g. {_target_: optuna.pruners.MedianPruner}"
+    )
+
+
 def test_outside_a_sweep_there_is_no_reporter():
     assert TrialReporter.from_config({"study_name": None, "storage": None, "trial_id": None}) is None
     assert TrialReporter.from_config(None) is None

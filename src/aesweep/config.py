@@ -223,7 +223,8 @@ class ValidateBeforeRun(Callback):
     """Hydra callback: check the config and the run folder before Hydra creates that folder.
 
     Registered in conf/config.yaml, so a refused `python train.py ...` prints one line, exits 2 and
-    leaves nothing on disk. (Sweeps check their folder and every trial's values in the sweeper.)
+    leaves nothing on disk. The aesweep_optuna sweeper finds `validate` through this registration and
+    runs it on the trials' configs before its study opens, so without it sweeps lose that check too.
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: object) -> None:

@@ -140,6 +140,8 @@ def checked_pruner(pruner_cfg: Mapping[str, Any] | None, key: str) -> optuna.pru
     """`pruner_from_config`, with a config that builds no pruner refused in one line naming `key`."""
     import optuna
 
+    if pruner_cfg is not None and not isinstance(pruner_cfg, Mapping):  # hydra.sweeper.pruner=median
+        raise ConfigError(key, pruner_cfg, PRUNER_FORMS)
     target = (pruner_cfg or {}).get("_target_")
     try:
         pruner = pruner_from_config(pruner_cfg)

@@ -15,6 +15,7 @@ tables trials.csv and best.yaml after every batch; a summary at the end; exit st
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import logging
 import math
@@ -24,13 +25,14 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Quote, QuotedString
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
@@ -42,8 +44,10 @@ from optuna.trial import TrialState
 
 from aesweep.errors import AesweepError, ConfigError, one_line
 from aesweep.pruning import PRUNER_ATTR, checked_pruner, is_journal_file, lookup_metric, open_storage
+from aesweep.results import METRIC_NAMES, METRIC_SPLITS
 
 from . import _tables
+from ._config_check import COMPOSE_KEY, check_trial_configs
 from ._search_space import (
     SearchParam,
     check_against_config,
@@ -51,6 +55,7 @@ from ._search_space import (
     node_exists,
     parse_search_space,
     suggest,
+    value_as_override_text,
 )
 from ._workers import HEARTBEAT_ATTR, WORKER_ATTR, Heartbeat, Worker, claim_lock, fail_stale_trials
 
@@ -178,7 +183,7 @@ class OptunaSweep:
         try:
             return self.compose(overrides)
         except Exception as error:  # Hydra/OmegaConf raise several kinds; one line for the user
-            raise ConfigError("overrides", " ".join(overrides), one_line(error)) from None
+            raise ConfigError(COMPOSE_KEY, " ".join(overrides), one_line(error)) from None
 
     def _objectives_and_directions(self) -> tuple[list[str], list[str]]:
         objectives = [self.objective] if isinstance(self.objective, str) else list(self.objective or [])
@@ -186,6 +191,7 @@ class OptunaSweep:
             raise ConfigError(
                 "hydra.sweeper.objective", self.objective, "a metric path like val.mapped_acc, or a list of them"
             )
+        _check_objectives(objectives, self.objective)
         directions = [self.direction] if isinstance(self.direction, str) else list(self.direction or [])
         if len(directions) == 1 and len(objectives) > 1:
             raise ConfigError("hydra.sweeper.direction", self.direction, f"one direction per objective {objectives}")
@@ -268,7 +274,71 @@ class OptunaSweep:
             plan.study.sampler = self._sampler(plan.space, trial_seed(int(seed), trial.number))
 
     def _pruner(self) -> optuna.pruners.BasePruner:
-        return checked_pruner(self.pruner_cfg, "hydra.sweeper.pruner")
+        try:
+            return checked_pruner(self.pruner_cfg, "hydra.sweeper.pruner")
+        except ConfigError as error:
+            merged = self._pruner_merge_error()
+            raise (merged or error) from None
+
+    def _pruner_merge_error(self) -> ConfigError | None:
+        """Say so when a command-line pruner was merged into the config file's and got arguments it rejects.
+
+        Hydra merges ``hydra.sweeper.pruner={...}`` into the sweep file's pruner dict, keeping the file's
+        keys that the new dict does not set: ``{_target_: MedianPruner}`` over SuccessiveHalvingPruner's
+        ``min_resource: 1`` builds MedianPruner(min_resource=1).
+        """
+        assert self.config is not None
+        key = "hydra.sweeper.pruner"
+        given: dict[str, Any] = {}  # what the command line set, since the last pruner=null
+        from_file = True
+        parser = OverridesParser.create()
+        for line in self.config.hydra.overrides.hydra:
+            try:
+                override = parser.parse_override(str(line))
+            except Exception:  # Hydra parsed it before us; never mind the odd one
+                continue
+            if override.key_or_group == key and not override.is_delete():
+                value = override.value()
+                if value is None:
+                    given, from_file = {}, False
+                elif isinstance(value, dict):
+                    given.update(value)
+            elif override.key_or_group.startswith(key + "."):
+                given[override.key_or_group[len(key) + 1 :].split(".")[0]] = override.value()
+        pruner = self.pruner_cfg if isinstance(self.pruner_cfg, dict) else {}
+        target = pruner.get("_target_")
+        left = [name for name in pruner if name not in given and name != "_target_"]
+        rejected = [name for name in left if not _accepts_argument(_import_class(target), name)]
+        if not (from_file and given and rejected):
+            return None
+        sweep = self.config.hydra.runtime.choices.get("sweep")
+        origin = f"sweep={sweep}'s pruner" if sweep else "the config's pruner"
+        kept = ", ".join(f"{name}={pruner[name]}" for name in rejected)
+        wanted = "{" + ",".join(f"{name}:{value_as_override_text(value)}" for name, value in given.items()) + "}"
+        short = str(target).rpartition(".")[2]
+        return ConfigError(
+            key,
+            target,
+            f"a pruner and its own arguments, but Hydra merged the command line's pruner into {origin}, which "
+            f"left {kept} that {short} does not accept; replace the pruner whole: "
+            f"hydra.sweeper.pruner=null 'hydra.sweeper.pruner={wanted}' (hydra.sweeper.pruner=null alone: no pruning)",
+        )
+
+    def _app_validate(self) -> Callable[[DictConfig], None] | None:
+        """aesweep.config.validate when the app checks its configs with it, else None.
+
+        An app says so by registering aesweep.config.ValidateBeforeRun in hydra.callbacks (train.py's
+        conf/config.yaml does), so a sweep checks its trials' configs by the rules a single run obeys.
+        Other apps (the tests' torch-free stand-in) have other keys and no such callback.
+        """
+        from aesweep.config import ValidateBeforeRun, validate
+
+        assert self.config is not None
+        for callback in (self.config.hydra.get("callbacks") or {}).values():
+            cls = _import_class(callback.get("_target_")) if isinstance(callback, DictConfig) else None
+            if isinstance(cls, type) and issubclass(cls, ValidateBeforeRun):
+                return validate
+        return None
 
     def plan(self, arguments: list[str]) -> Plan:
         assert self.config is not None and self.hydra_context is not None
@@ -284,6 +354,9 @@ class OptunaSweep:
         if not any(p.searched for p in space):
             raise ConfigError("hydra.sweeper.params", self.params, "at least one choice(), range() or interval()")
         check_against_config(space, self._compose_checked)
+        validate = self._app_validate()
+        if validate is not None:
+            check_trial_configs(space, self._compose_checked, validate)
         sampler = self._sampler(space, None)
         pruner = self._pruner()
         if self.pruner_cfg and len(objectives) > 1:
@@ -297,18 +370,22 @@ class OptunaSweep:
             raise ConfigError("hydra.sweeper.storage", storage_url, error.allowed) from None
         name = self._study_name()
         with claim_lock(storage_url, name):
-            study = optuna.create_study(
-                storage=storage,
-                sampler=sampler,
-                pruner=pruner,
-                study_name=name,
-                directions=directions,
-                load_if_exists=True,
-            )
-            self._check_existing(study, storage_url, objectives, directions, space)
+            try:
+                storage.get_study_id_from_name(name)
+            except KeyError:
+                study = optuna.create_study(
+                    storage=storage, sampler=sampler, pruner=pruner, study_name=name, directions=directions
+                )
+            else:  # loaded, not created: create_study(load_if_exists=True) appends to a journal even then
+                study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+                self._check_existing(study, storage_url, objectives, directions, space)
+            recorded_space = study.user_attrs.get(_tables.SEARCH_SPACE_ATTR) or {}
             study.set_user_attr(PRUNER_ATTR, self.pruner_cfg)
             study.set_user_attr(_tables.OBJECTIVES_ATTR, objectives)
-            study.set_user_attr(_tables.SEARCH_SPACE_ATTR, {p.name: p.text for p in space if p.searched})
+            # Kept for parameters this command does not search: searching one again must not change it.
+            study.set_user_attr(
+                _tables.SEARCH_SPACE_ATTR, {**recorded_space, **{p.name: p.text for p in space if p.searched}}
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(objectives)
@@ -322,7 +399,13 @@ class OptunaSweep:
         directions: list[str],
         space: list[SearchParam],
     ) -> None:
-        """A resumed study must keep its directions, objectives and parameter kinds."""
+        """A resumed study must keep its directions, objectives and each parameter's distribution.
+
+        A parameter's distribution is the one recorded in the study (the grammar text of the command
+        that first searched it), else the one its latest trial was sampled from. Any change (range,
+        choices, step, log scale) is refused: the sampler would model old and new trials as one space
+        (Optuna's own check only refuses a change of kind), and trials.csv would mix ranges.
+        """
         where = f"study '{study.study_name}' in {storage_url} (or pick a new hydra.sweeper.study_name)"
         existing = [d.name.lower() for d in study.directions]
         if existing != directions:
@@ -333,14 +416,21 @@ class OptunaSweep:
         latest: dict[str, Any] = {}
         for trial in study.get_trials(deepcopy=False):
             latest.update(trial.distributions)
+        recorded_space = study.user_attrs.get(_tables.SEARCH_SPACE_ATTR) or {}
         for param in space:
-            if param.searched and param.name in latest:
-                try:
-                    optuna.distributions.check_distribution_compatibility(latest[param.name], param.distribution)
-                except ValueError:
-                    raise ConfigError(
-                        param.source, param.text, f"{latest[param.name]} as searched so far in the existing {where}"
-                    ) from None
+            if not param.searched:
+                continue
+            stored_text = recorded_space.get(param.name)
+            stored = _distribution(param.name, stored_text) if stored_text is not None else None
+            if stored is None:
+                stored, stored_text = latest.get(param.name), str(latest.get(param.name))
+            if stored is not None and stored != param.distribution:
+                raise ConfigError(
+                    param.source,
+                    param.text,
+                    f"{stored_text}, as study '{study.study_name}' in {storage_url} searches it (a changed range, "
+                    "choices, step or log scale needs a new hydra.sweeper.study_name)",
+                )
 
     # ---------------------------------------------------------------- claim
     def claim(self, plan: Plan, count: int) -> list[Claim]:
@@ -567,6 +657,54 @@ class OptunaSweep:
         finished = [t for t in trials if t.state.is_finished()]
         if not ran and finished and all(t.state == TrialState.FAIL for t in finished):
             _exit(1, f"error: every trial of study '{plan.study.study_name}' failed: {_tables.fail_reasons(finished)}")
+
+
+# Top-level numbers in every metrics.json besides the val/test/fit sections (aesweep.train.run writes them).
+RUN_NUMBERS = ("params", "epochs", "seconds")
+
+
+def _check_objectives(objectives: list[str], written: Any) -> None:
+    """Refuse an objective no run reports, before any trial is spent on it.
+
+    A single objective is also reported to the pruner after every epoch (trial.report), and a job
+    reports only its validation metrics then; a multi-objective study is never pruned, so any number
+    of the final metrics.json will do.
+    """
+    validation = [f"val.{name}" for name in METRIC_NAMES]
+    final = [f"{split}.{name}" for split in METRIC_SPLITS for name in METRIC_NAMES] + list(RUN_NUMBERS)
+    for objective in objectives:
+        if len(objectives) == 1 and objective not in validation:
+            also = " (test.*, fit.*, params, epochs, seconds only in a list of objectives)" if objective in final else ""
+            raise ConfigError(
+                "hydra.sweeper.objective",
+                written,
+                f"a validation metric, reported after every epoch: {', '.join(validation)}{also}",
+            )
+        if objective not in final:
+            splits = "/".join(METRIC_SPLITS)
+            raise ConfigError(
+                "hydra.sweeper.objective",
+                written,
+                f"metrics of metrics.json: {splits}.{{{','.join(METRIC_NAMES)}}} or {', '.join(RUN_NUMBERS)}",
+            )
+
+
+def _accepts_argument(cls: Any, name: str) -> bool:
+    """Whether calling ``cls`` accepts the keyword argument ``name`` (True when it cannot be told)."""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind == p.VAR_KEYWORD or (p.name == name and p.kind != p.POSITIONAL_ONLY) for p in parameters)
+
+
+def _distribution(name: str, text: str) -> Any:
+    """The Optuna distribution of a recorded grammar text, or None if it no longer parses."""
+    try:
+        (param,) = parse_search_space({name: text}, [], lambda group: [])  # a group's choice: the same choices
+    except (ConfigError, ValueError):
+        return None
+    return param.distribution
 
 
 def _import_class(target: Any) -> Any:
