@@ -209,14 +209,14 @@ def validate(cfg: DictConfig) -> None:
 
 def check_creatable(folder: str, key: str) -> None:
     """Raise ConfigError unless `folder` exists as a writable folder or can be created."""
+    from aesweep.io import folder_blocked_by
+
     target = Path(os.path.abspath(folder))
-    existing = target
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(key, str(target), f"a folder that can be created, but {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(key, str(target), f"a folder that can be created, but {existing} is not writable")
+    in_the_way = folder_blocked_by(target)
+    if in_the_way:
+        existing, is_a_file = in_the_way
+        problem = "is a file" if is_a_file else "is not writable"
+        raise ConfigError(key, str(target), f"a folder that can be created, but {existing} {problem}")
 
 
 class ValidateBeforeRun(Callback):

@@ -75,13 +75,21 @@ def check_writable(path: str | os.PathLike, option: str = "--out", folder: bool 
     target = Path(os.path.abspath(path))
     if target.is_dir() and not folder:
         raise OutputError(option, path, os.strerror(errno.EISDIR))
-    existing = target if folder else target.parent
-    while not existing.exists():
+    in_the_way = folder_blocked_by(target if folder else target.parent)
+    if in_the_way:
+        existing, is_a_file = in_the_way
+        raise OutputError(option, path, _blocked_by(errno.ENOTDIR if is_a_file else errno.EACCES, existing, target))
+
+
+def folder_blocked_by(folder: Path) -> tuple[Path, bool] | None:
+    """What stops `folder` from being created or written: the nearest existing path on the way and
+    whether it is a file (else: a folder without write permission); None when nothing does."""
+    existing = folder
+    while not existing.exists():  # False too when a parent is a file
         existing = existing.parent
     if not existing.is_dir():
-        raise OutputError(option, path, _blocked_by(errno.ENOTDIR, existing, target))
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(option, path, _blocked_by(errno.EACCES, existing, target))
+        return existing, True
+    return None if os.access(existing, os.W_OK | os.X_OK) else (existing, False)
 
 
 @contextlib.contextmanager

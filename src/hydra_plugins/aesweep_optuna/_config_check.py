@@ -34,9 +34,10 @@ from typing import Any
 from omegaconf import DictConfig
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+from aesweep.config import node_exists
 from aesweep.errors import ConfigError, one_line
 
-from ._search_space import ComposeFn, SearchParam, node_exists
+from ._search_space import ComposeFn, SearchParam
 
 ValidateFn = Callable[[DictConfig], None]
 

@@ -35,6 +35,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from aesweep.config import dotted_keys, node_exists
 from aesweep.errors import ConfigError
 
 ALLOWED_TAGS = ("log", "int")
@@ -205,20 +206,6 @@ def _interval_distribution(sweep: IntervalSweep, as_int: bool, source: str, text
     return FloatDistribution(low, high, log=log)
 
 
-def node_exists(cfg: DictConfig, key: str) -> bool:
-    """Whether ``key`` (dotted) names a node in ``cfg``, whatever its value (even ``???``)."""
-    parent_key, _, leaf = key.rpartition(".")
-    parent = OmegaConf.select(cfg, parent_key, default=None, throw_on_resolution_failure=False) if parent_key else cfg
-    return isinstance(parent, DictConfig) and leaf in parent.keys()
-
-
-def _leaf_keys(node: Any, prefix: str = "") -> Iterator[str]:
-    if isinstance(node, DictConfig):
-        for key in node.keys():
-            child = node._get_node(key)
-            yield from _leaf_keys(child, f"{prefix}{key}.") if isinstance(child, DictConfig) else [f"{prefix}{key}"]
-
-
 def check_against_config(space: list[SearchParam], compose: ComposeFn) -> None:
     """Check every key against the composed config, before any trial starts.
 
@@ -242,7 +229,7 @@ def check_against_config(space: list[SearchParam], compose: ComposeFn) -> None:
         if param.is_group or param.key.startswith("+"):
             continue
         if not any(node_exists(cfg, param.key) for cfg in configs()):
-            close = difflib.get_close_matches(param.key, list(_leaf_keys(base)), n=3)
+            close = difflib.get_close_matches(param.key, dotted_keys(base), n=3)
             hint = f"did you mean {', '.join(close)}? " if close else ""
             raise ConfigError(
                 param.source, param.text, f"{param.key} is not a config key; {hint}write +{param.key} to add a new key"

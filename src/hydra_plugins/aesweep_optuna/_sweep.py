@@ -42,6 +42,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 
+from aesweep.config import check_creatable, node_exists
 from aesweep.errors import AesweepError, ConfigError, one_line
 from aesweep.pruning import PRUNER_ATTR, checked_pruner, is_journal_file, lookup_metric, open_storage
 from aesweep.results import METRIC_NAMES, METRIC_SPLITS
@@ -52,7 +53,6 @@ from ._search_space import (
     SearchParam,
     check_against_config,
     grid_search_space,
-    node_exists,
     parse_search_space,
     suggest,
     value_as_override_text,
@@ -362,7 +362,7 @@ class OptunaSweep:
         if self.pruner_cfg and len(objectives) > 1:
             log.warning("pruning is off: Optuna cannot prune multi-objective studies")
         sweep_dir = Path(os.path.abspath(str(self.config.hydra.sweep.dir)))  # as Hydra's run_job does
-        _check_can_create(sweep_dir, "hydra.sweep.dir")  # before the storage: a refused sweep writes nothing
+        check_creatable(str(sweep_dir), "hydra.sweep.dir")  # before the storage: a refused sweep writes nothing
         storage_url = self._storage_url()
         try:
             storage = open_storage(storage_url)
@@ -714,17 +714,6 @@ def _import_class(target: Any) -> Any:
         return getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError, ValueError):
         return None
-
-
-def _check_can_create(folder: Path, key: str) -> None:
-    """Refuse a folder that cannot be created or written: a file on its path, or no write permission."""
-    existing = folder
-    while not existing.exists():  # False too when a parent is a file
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(key, str(folder), f"a folder that can be created, but {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(key, str(folder), f"a folder that can be created, but {existing} is not writable")
 
 
 # Sampler seed s owns the block of per-trial seeds [s * stride, (s + 1) * stride): sweeps with seeds 0, 1, 2
