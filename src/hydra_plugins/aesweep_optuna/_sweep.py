@@ -529,8 +529,8 @@ class OptunaSweep:
         if reason:
             attrs["reason"] = reason
         outcome = self._tell(plan, claim.trial, state, values, attrs)
-        shown = ", ".join(f"{v:.4g}" for v in values) if values else reason or ""
-        log.info("trial %d %s %s", claim.trial.number, state.name, shown)
+        shown = ", ".join(f"{v:.4g}" for v in values) if values else reason
+        log.info("trial %d %s%s", claim.trial.number, state.name, f" {shown}" if shown else "")
         return outcome
 
     def _judge(

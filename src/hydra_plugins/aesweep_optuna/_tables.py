@@ -42,6 +42,10 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+# Columns of whole counts, kept integers in trials.csv.
+COUNT_COLUMNS = ("clusters_used", "params", "epochs", "epochs_planned")
+
+
 def value_columns(objectives: Sequence[str]) -> list[str]:
     """``value`` for one objective; ``values_<metric>`` for several (Optuna's naming)."""
     return ["value"] if len(objectives) == 1 else [f"values_{name}" for name in objectives]
@@ -72,6 +76,11 @@ def trials_frame(study: optuna.Study, space: Sequence[SearchParam], objectives: 
         if column not in table.columns:
             table[column] = None
     rest = [c for c in table.columns if c not in leading and c != "overrides"]
+    for column in (c for c in table.columns if c.endswith(COUNT_COLUMNS)):
+        # a pruned trial has no test metrics, and the gap would turn counts into floats (10.0)
+        counts = pd.to_numeric(table[column], errors="coerce")
+        if counts.notna().any() and (counts.dropna() % 1 == 0).all():
+            table[column] = counts.astype("Int64")
     return table[leading + rest].reset_index(drop=True)
 
 
