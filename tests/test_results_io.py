@@ -118,3 +118,15 @@ def test_a_full_disk_while_writing_is_named_by_its_strerror(tmp_path, monkeypatc
     with pytest.raises(OutputError, match=r"^--out='t.csv': cannot write there \(No space left on device\)$"), \
             aio.writing_to("t.csv"):
         aio.write_text_atomic(tmp_path / "t.csv", "a\n")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_written_files_get_the_permissions_the_umask_allows_like_any_new_file(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        aio.write_text_atomic(tmp_path / "trials.csv", "number\n0\n")
+        aio.write_json_atomic(tmp_path / "metrics.json", {"status": "completed"})
+    finally:
+        os.umask(previous)
+    assert oct((tmp_path / "trials.csv").stat().st_mode & 0o777) == oct(mode)
+    assert oct((tmp_path / "metrics.json").stat().st_mode & 0o777) == oct(mode)

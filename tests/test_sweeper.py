@@ -332,3 +332,18 @@ def test_the_smoke_sweep_drives_train_py_end_to_end(tmp_path, mnist_root):
     metrics = json.loads((Path(rows["run_dir"][0]) / "metrics.json").read_text())
     assert metrics["trial"] == {"study_name": "smoke", "number": 0}
     assert rows["val.mapped_acc"][0] == pytest.approx(metrics["val"]["mapped_acc"])
+
+
+def test_a_seeded_grid_sweep_runs_every_point_once(tmp_path):
+    result = sweep(
+        tmp_path,
+        "hydra.sweeper.sampler._target_=optuna.samplers.GridSampler",
+        "x=choice(-1, 0.5)",
+        "kind=choice(a, b)",
+        "width=8",
+        "hydra.sweeper.n_trials=4",
+        f"hydra.sweep.dir={tmp_path / 's'}",
+    )
+    assert result.returncode == 0, result.stderr
+    points = sorted(zip(table(tmp_path / "s")["x"], table(tmp_path / "s")["kind"]))
+    assert points == [(-1, "a"), (-1, "b"), (0.5, "a"), (0.5, "b")]

@@ -14,7 +14,7 @@ import contextlib
 import errno
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -30,10 +30,12 @@ def _atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Yield a file object for a temporary sibling of ``path``; on clean exit, rename it onto ``path``."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # A unique name opened with "x", not mkstemp: mkstemp makes the file 0600 whatever the umask, and the
+    # tables of a sweep on a shared file system must be readable by the others (0644 under umask 022).
+    tmp_name = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
     try:
         kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
-        with os.fdopen(fd, mode, **kwargs) as handle:
+        with open(tmp_name, mode.replace("w", "x"), **kwargs) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

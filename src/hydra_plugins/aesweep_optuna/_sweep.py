@@ -270,7 +270,9 @@ class OptunaSweep:
         replay the first trials' random draws (which would repeat their parameters).
         """
         seed = (self.sampler_cfg or {}).get("seed")
-        if seed is not None:
+        # GridSampler's seed shuffles the grid, and a trial's grid point is an index into that order:
+        # every trial must see the same order, or points repeat and others are never run.
+        if seed is not None and not isinstance(plan.study.sampler, optuna.samplers.GridSampler):
             plan.study.sampler = self._sampler(plan.space, trial_seed(int(seed), trial.number))
 
     def _pruner(self) -> optuna.pruners.BasePruner:

@@ -9,8 +9,6 @@ leaves a truncated table.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,25 +19,14 @@ import pandas as pd
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
+from aesweep.io import write_text_atomic
+
 from ._search_space import SearchParam
 
 # Per-trial user attributes written by the sweeper, in trials.csv's column order after the metrics.
 TRIAL_ATTR_COLUMNS = ("epochs", "epochs_planned", "seconds", "params", "status", "reason", "run_dir", "worker")
 OBJECTIVES_ATTR = "aesweep.objectives"  # study user attribute: the objective metric paths
 SEARCH_SPACE_ATTR = "aesweep.search_space"  # study user attribute: {param: grammar text}
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # Columns of whole counts, kept integers in trials.csv.
@@ -111,7 +98,7 @@ def best_overrides(trial: FrozenTrial) -> list[str]:
 
 
 def write_study_yaml(sweep_dir: Path, info: dict[str, Any]) -> None:
-    atomic_write_text(sweep_dir / "study.yaml", yaml.safe_dump(info, sort_keys=False))
+    write_text_atomic(sweep_dir / "study.yaml", yaml.safe_dump(info, sort_keys=False))
 
 
 def write_tables(
@@ -119,7 +106,7 @@ def write_tables(
 ) -> pd.DataFrame:
     """Write trials.csv and (once a trial completed) best.yaml; return the table."""
     table = trials_frame(study, space, objectives)
-    atomic_write_text(sweep_dir / "trials.csv", table.to_csv(index=False))
+    write_text_atomic(sweep_dir / "trials.csv", table.to_csv(index=False))
     best = best_trial(study)
     if best is not None:
         values = ", ".join(f"{name} = {value:.6g}" for name, value in zip(objectives, best.values))
@@ -128,7 +115,7 @@ def write_tables(
             f"# Best trial {best.number} of study '{study.study_name}': {values}\n"
             f"# Run it alone:  python train.py $(sed -n 's/^- //p' {path})\n"
         )
-        atomic_write_text(path, header + yaml.safe_dump(best_overrides(best), default_flow_style=False))
+        write_text_atomic(path, header + yaml.safe_dump(best_overrides(best), default_flow_style=False))
     return table
 
 
