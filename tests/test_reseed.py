@@ -150,3 +150,12 @@ def test_an_unwritable_out_is_refused_before_any_run_starts(recorded_sweep, monk
     line = refused_before_any_run(["--out", str(blocker / "r")], recorded_sweep, monkeypatch, capsys)
 
     assert line == f"aesweep reseed: error: --out='{blocker}/r': cannot write there (Not a directory: {blocker})"
+
+
+def test_a_trial_that_set_its_own_thread_count_is_rerun_with_it(monkeypatch):
+    from aesweep.reseed import cores_share
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert cores_share(["model=conv", "trainer.threads=1"], jobs=1) == []  # the sweep's own: its numbers depend on it
+    assert cores_share(["model=conv"], jobs=2) == ["trainer.threads=4"]
+    assert cores_share(["model=conv"], jobs=16) == ["trainer.threads=1"]

@@ -105,3 +105,17 @@ def test_plot_missing_sweep_dir_is_one_line_error(tmp_path, capsys):
 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("aesweep plot: error: no such sweep directory: ")
+
+
+def test_plot_on_a_sweep_killed_before_any_trial_finished_is_one_line_error(tmp_path, capsys):
+    killed = tmp_path / "sweep"
+    (killed / "0" / ".hydra").mkdir(parents=True)  # the first trial's folder, never finished
+    (killed / "0" / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    (killed / "multirun.yaml").write_text("hydra: {}\n")
+
+    assert main(["plot", str(killed)]) == 2
+
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (f"aesweep plot: error: '{killed}' holds no trials.csv and no finished runs: give a sweep "
+                       "directory (outputs/sweeps/<name>/<time>/)")
+    assert "Traceback" not in "\n".join(err)

@@ -206,7 +206,8 @@ def test_sigterm_mid_trial_records_the_running_trial_as_failed_before_exiting(tm
         cwd=tmp_path,
         env=environment(),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     journal = tmp_path / "outputs" / "optuna" / "journal.log"
     deadline = time.time() + 60
@@ -215,7 +216,10 @@ def test_sigterm_mid_trial_records_the_running_trial_as_failed_before_exiting(tm
     ):
         time.sleep(0.2)
     first.send_signal(signal.SIGTERM)  # what a scheduler sends when it pre-empts the job
-    assert first.wait(timeout=60) != 0
+    _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 143 and "Traceback" not in stderr
+    assert stderr.splitlines()[-1] == ("error: sweep interrupted (signal 15): the running trials are recorded FAIL, "
+                                       "finished ones kept; run the same command again to continue")
     (trial,) = load(tmp_path).trials
     assert trial.state.name == "FAIL" and trial.user_attrs["reason"].startswith("sweep interrupted")
 
@@ -347,3 +351,13 @@ def test_a_seeded_grid_sweep_runs_every_point_once(tmp_path):
     assert result.returncode == 0, result.stderr
     points = sorted(zip(table(tmp_path / "s")["x"], table(tmp_path / "s")["kind"]))
     assert points == [(-1, "a"), (-1, "b"), (0.5, "a"), (0.5, "b")]
+
+
+def test_several_trials_per_batch_on_the_basic_launcher_warn_that_they_run_one_after_another(tmp_path):
+    result = sweep(tmp_path, "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path / 's'}")
+    assert result.returncode == 0, result.stderr
+    assert ("hydra.sweeper.n_jobs=2 with Hydra's basic launcher runs each batch's trials one after another; "
+            "for trials at once use hydra/launcher=joblib hydra.launcher.n_jobs=2") in result.stdout + result.stderr
+    joblib = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
+                   "hydra.sweeper.n_trials=4", f"hydra.sweep.dir={tmp_path / 's'}")
+    assert joblib.returncode == 0 and "basic launcher" not in joblib.stdout + joblib.stderr

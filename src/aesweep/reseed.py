@@ -75,6 +75,14 @@ def trial_overrides(run_dir: Path) -> list[str]:
     return keep
 
 
+def cores_share(overrides: list[str], jobs: int) -> list[str]:
+    """`trainer.threads` for a run sharing the cores with jobs - 1 others, unless the trial set its own:
+    a CPU run's numbers depend on its thread count, so re-running it with another would not reproduce it."""
+    if any(override.split("=", 1)[0].lstrip("+") == "trainer.threads" for override in overrides):
+        return []
+    return [f"trainer.threads={max(1, (os.cpu_count() or 1) // jobs)}"]
+
+
 def check_runs(configs: list[list[str]], extra: list[str]) -> None:
     """Compose and validate each configuration's first run as `python train.py` would, before any run starts:
     a bad --override is one line now, not a failed run per configuration and seed."""
@@ -143,14 +151,14 @@ def reseed(args: argparse.Namespace) -> int:
         raise ReseedError(f"--metric={args.metric}: a val.* metric (the choice is made on validation only)")
     candidates = top_trials(sweep_dir, args.top)
     configs = [trial_overrides(Path(run_dir)) for run_dir in candidates["run_dir"]]
-    threads = [f"trainer.threads={max(1, (os.cpu_count() or 1) // args.jobs)}"]
-    check_runs(configs, [*threads, *args.override, f"seed={args.seeds[0]}"])
+    configs = [[*overrides, *cores_share(overrides, args.jobs)] for overrides in configs]
+    check_runs(configs, [*args.override, f"seed={args.seeds[0]}"])
     check_writable(out, folder=True)
     jobs, keys = [], []
     for candidate, (trial, overrides) in enumerate(zip(candidates["number"], configs)):
         for seed in args.seeds:
             run_dir = (out / f"trial{trial}_seed{seed}").resolve()
-            jobs.append(([*overrides, *threads, *args.override, f"seed={seed}"], run_dir))
+            jobs.append(([*overrides, *args.override, f"seed={seed}"], run_dir))
             keys.append((candidate, int(trial), seed, run_dir))
     print(f"aesweep reseed: {len(configs)} configuration(s) x {len(args.seeds)} seed(s) = {len(jobs)} runs, "
           f"{args.jobs} at a time, into {out}", file=sys.stderr)

@@ -42,7 +42,7 @@ COMPLETE = "COMPLETE"
 # Columns that describe a run rather than its configuration (runs.csv and trials.csv alike).
 RUN_COLUMNS = ("run_dir", "sweep", "sweep_dir", "job", "trial", "study_name", "status", "state", "reason", "seed")
 TAIL_COLUMNS = ("params", "epochs", "epochs_planned", "seconds", "device_used", "overrides")
-_BOOKKEEPING = set(RUN_COLUMNS) | set(TAIL_COLUMNS) | {"number", "value", "datetime_start", "datetime_complete",
+_BOOKKEEPING = set(RUN_COLUMNS) | set(TAIL_COLUMNS) | {"number", "value", "datetime_start", "datetime_complete", "worker",
                                                        "duration", "_scope", "_source"}
 _BOOKKEEPING_PREFIXES = tuple(f"{split}." for split in METRIC_SPLITS) + ("values_", "trial.", "hydra.", "versions.",
                                                                          "user_attrs_", "system_attrs_")
@@ -620,11 +620,14 @@ def read_sweep_trials(sweep_dir: Path, warn: Warn = _warn_stderr) -> pd.DataFram
         if "state" not in trials.columns:
             trials["state"] = COMPLETE
     else:
+        no_trials = AesweepError(f"'{sweep_dir}' holds no trials.csv and no finished runs: give a sweep "
+                                 "directory (outputs/sweeps/<name>/<time>/)")
         try:
             trials = collect_runs([sweep_dir], warn)
         except AesweepError:
-            raise AesweepError(f"'{sweep_dir}' holds no trials.csv and no finished runs: give a sweep "
-                               "directory (outputs/sweeps/<name>/<time>/)") from None
+            raise no_trials from None
+        if trials.empty:  # only run folders of trials that never finished (a sweep killed early)
+            raise no_trials
         trials["number"] = trials["trial"].fillna(trials["job"])
     return trials
 

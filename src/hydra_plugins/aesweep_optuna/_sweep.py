@@ -359,6 +359,10 @@ class OptunaSweep:
         validate = self._app_validate()
         if validate is not None:
             check_trial_configs(space, self._compose_checked, validate)
+        if self.n_jobs > 1 and type(self.launcher).__name__ == "BasicLauncher":
+            log.warning("hydra.sweeper.n_jobs=%d with Hydra's basic launcher runs each batch's trials one after "
+                        "another; for trials at once use hydra/launcher=joblib hydra.launcher.n_jobs=%d (README, "
+                        "Parallel trials and several workers)", self.n_jobs, self.n_jobs)
         sampler = self._sampler(space, None)
         pruner = self._pruner()
         if self.pruner_cfg and len(objectives) > 1:
@@ -621,10 +625,14 @@ class OptunaSweep:
             launch_error = None
         except KeyboardInterrupt as interrupt:
             # Jobs that finished before the interrupt keep their result; the others end FAIL.
+            why = str(interrupt) or "Ctrl-C"
             for claim in claims:
-                self.record(plan, claim, None, f"sweep interrupted ({interrupt or 'Ctrl-C'})")
+                self.record(plan, claim, None, f"sweep interrupted ({why})")
             _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives)
-            raise
+            # the shell's codes: 128 + the signal (SIGINT 2, SIGTERM 15)
+            _exit(143 if why == f"signal {signal.SIGTERM}" else 130,
+                  f"error: sweep interrupted ({why}): the running trials are recorded FAIL, finished ones kept; "
+                  "run the same command again to continue")
         except Exception as error:
             log.error("launcher failed: %s", one_line(error))
             job_returns, launch_error = [], f"launcher: {one_line(error)}"
