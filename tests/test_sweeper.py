@@ -361,3 +361,13 @@ def test_several_trials_per_batch_on_the_basic_launcher_warn_that_they_run_one_a
     joblib = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
                    "hydra.sweeper.n_trials=4", f"hydra.sweep.dir={tmp_path / 's'}")
     assert joblib.returncode == 0 and "basic launcher" not in joblib.stdout + joblib.stderr
+
+
+def test_resuming_a_study_with_other_fixed_settings_warns_and_names_them(tmp_path):
+    assert sweep(tmp_path, "epochs=2", "hydra.sweeper.n_trials=1").returncode == 0
+    same = sweep(tmp_path, "epochs=2", "hydra.sweeper.n_trials=2")
+    other = sweep(tmp_path, "epochs=3", "hydra.sweeper.n_trials=3")
+    assert same.returncode == 0 and "other fixed settings" not in same.stdout + same.stderr
+    assert other.returncode == 0
+    assert ("study 'smoke' continues with other fixed settings than its earlier trials: now epochs=3; before epochs=2"
+            in other.stdout + other.stderr)

@@ -385,7 +385,9 @@ class OptunaSweep:
             else:  # loaded, not created: create_study(load_if_exists=True) appends to a journal even then
                 study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
                 self._check_existing(study, storage_url, objectives, directions, space)
+                _warn_changed_fixed(study, [p.override() for p in space if not p.searched])
             recorded_space = study.user_attrs.get(_tables.SEARCH_SPACE_ATTR) or {}
+            study.set_user_attr(FIXED_ATTR, [p.override() for p in space if not p.searched])
             study.set_user_attr(PRUNER_ATTR, self.pruner_cfg)
             study.set_user_attr(_tables.OBJECTIVES_ATTR, objectives)
             # Kept for parameters this command does not search: searching one again must not change it.
@@ -667,6 +669,25 @@ class OptunaSweep:
         finished = [t for t in trials if t.state.is_finished()]
         if not ran and finished and all(t.state == TrialState.FAIL for t in finished):
             _exit(1, f"error: every trial of study '{plan.study.study_name}' failed: {_tables.fail_reasons(finished)}")
+
+
+FIXED_ATTR = "aesweep.fixed"  # study user attribute: the fixed overrides of the command that last ran it
+
+
+def _warn_changed_fixed(study: optuna.Study, fixed: list[str]) -> None:
+    """Say so when a resumed study's trials run with other fixed settings than its earlier ones.
+
+    Not refused: a resumed study may rightly move to another device or thread count. But a changed
+    data.subset or trainer.epochs puts trials of another budget into one ranking and one sampler model.
+    """
+    before = study.user_attrs.get(FIXED_ATTR)
+    if before is None or sorted(before) == sorted(fixed):
+        return
+    gone, new = sorted(set(before) - set(fixed)), sorted(set(fixed) - set(before))
+    changes = ([f"now {' '.join(new)}"] if new else []) + ([f"before {' '.join(gone)}"] if gone else [])
+    log.warning("study '%s' continues with other fixed settings than its earlier trials: %s; its ranking and "
+                "sampler mix both (a new hydra.sweeper.study_name keeps them apart)", study.study_name,
+                "; ".join(changes))
 
 
 # Top-level numbers in every metrics.json besides the val/test/fit sections (aesweep.train.run writes them).
