@@ -191,3 +191,14 @@ def test_kmeans_cannot_ask_for_more_clusters_than_training_images():
     assert caught.value.key == "eval.n_clusters"
     assert caught.value.allowed.startswith("at most the 500 training images")
     validate(compose_config("eval.readout=kmeans", "eval.n_clusters=500", "data.subset=500"))
+
+
+def test_a_launcher_preset_whose_plugin_is_missing_is_one_error_pointing_to_its_install_line():
+    import importlib.util
+
+    if importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is not None:
+        pytest.skip("hydra-ray-launcher is installed: the preset composes")
+    with pytest.raises(ConfigError) as caught:
+        check_command_line(["-m", "sweep=smoke", "hydra/launcher=ray_cluster"], CONF_DIR)
+    assert (caught.value.key, caught.value.value) == ("hydra/launcher", "ray_cluster")
+    assert "builds on hydra/launcher/ray, which is not there; its Hydra plugin is not installed" in caught.value.allowed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -316,13 +317,29 @@ def check_keys_exist(overrides: list, conf_dir: Path) -> None:
             # a value of the wrong type for a typed node (hydra.sweeper.n_trials=abc)
             compose("config", overrides=[o.input_line for o in groups + values], return_hydra_config=True)
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
-        refused = _refused_value(exc, values)
+        refused = _refused_value(exc, values) or _unloadable_option(exc, groups)
         if refused:
             raise refused from None
         return  # anything else is Hydra's to report
     finally:
         if not was_initialized:
             GlobalHydra.instance().clear()
+
+
+def _unloadable_option(exc: BaseException, groups: list) -> ConfigError | None:
+    """A chosen option whose config loads another that is not installed (hydra/launcher=ray_cluster
+    without hydra-ray-launcher): Hydra says "In 'hydra/launcher/ray_cluster': Could not load
+    'hydra/launcher/ray'" and lists its search path."""
+    match = re.match(r"In '([^']+)': Could not load '([^']+)'", str(exc))
+    chosen = next((o for o in groups if match and match.group(1) == f"{o.key_or_group}/{o.get_value_element_as_str()}"),
+                  None)
+    if chosen is None:
+        return None
+    missing = match.group(2)
+    hint = "; its Hydra plugin is not installed" if missing.startswith(("hydra/launcher/", "hydra/sweeper/")) else ""
+    return ConfigError(chosen.key_or_group, chosen.get_value_element_as_str(),
+                       f"an option whose config loads, but it builds on {missing}, which is not there{hint} "
+                       f"(see the comment at the top of conf/{match.group(1)}.yaml)")
 
 
 def _refused_value(exc: BaseException, values: list) -> ConfigError | None:
