@@ -119,3 +119,17 @@ def test_plot_on_a_sweep_killed_before_any_trial_finished_is_one_line_error(tmp_
     assert err[-1] == (f"aesweep plot: error: '{killed}' holds no trials.csv and no finished runs: give a sweep "
                        "directory (outputs/sweeps/<name>/<time>/)")
     assert "Traceback" not in "\n".join(err)
+
+
+def test_a_parameter_searched_on_a_log_scale_is_plotted_on_one(sweep, monkeypatch):
+    info = yaml.safe_load((sweep / "study.yaml").read_text())
+    info["search_space"] = {"model.bottleneck": "tag(log, range(8, 64))", "optimizer.lr": "interval(1e-4, 1e-1)"}
+    (sweep / "study.yaml").write_text(yaml.safe_dump(info))
+    axes = {}
+    monkeypatch.setattr(plots, "save_param_scatter_png",
+                        lambda values, metric_values, path, param, metric, log_x: axes.update({param: log_x}))
+
+    plot_sweep(sweep, note=lambda _: None)
+
+    # bottleneck spans only 8x, lr 1000x: the searched scale decides, not the spread
+    assert axes == {"model.bottleneck": True, "optimizer.lr": False}

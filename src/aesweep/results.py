@@ -723,12 +723,15 @@ def plot_sweep(sweep_dir: Path, note: Warn = _warn_stderr, warn: Warn = _warn_st
                            title=f"{sweep_dir.parent.name}: {metric} per trial")
     written.append(path)
 
+    searched = {str(key): str(text) for key, text in (info.get("search_space") or {}).items()}
     for param in config_columns(trials):
         values = finished[param]
         if (not _is_numeric_column(values)) or values.nunique() < 2:
             continue
         positive = values.dropna() > 0
-        log_x = bool(positive.all()) and values.max() / values.min() >= 100
+        # the axis the sweep searched on (tag(log, ...)); for a sweep without study.yaml, a wide positive spread
+        log_x = "log" in searched[param] if param in searched else (
+            bool(positive.all()) and values.max() / values.min() >= 100)
         path = sweep_dir / f"vs_{param.replace('/', '_')}.png"
         plots.save_param_scatter_png(values, finished[metric], path, param, metric, log_x=log_x)
         written.append(path)
