@@ -108,7 +108,7 @@ def test_best_yaml_reruns_the_best_trial_as_a_single_run(smoke):
     assert single.returncode == 0, single.stderr
     metrics = json.loads((cwd / "rerun" / "metrics.json").read_text())
     assert metrics["val"]["mapped_acc"] == pytest.approx(best["value"])
-    assert f"Top 4 by val.mapped_acc" in result.stdout and "Baseline: none measured" in result.stdout
+    assert "Top 4 by val.mapped_acc" in result.stdout and "Baseline: none measured" in result.stdout
 
 
 def test_pruning_stops_a_bad_trial_after_its_first_epoch(tmp_path):

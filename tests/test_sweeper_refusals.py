@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import optuna
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
