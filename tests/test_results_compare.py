@@ -190,3 +190,18 @@ def test_compare_counts_a_run_given_twice_once(tables, capsys):
 
     assert table["runs"].tolist() == [3]
     assert "4 runs appear in more than one input (same run_dir): counted once" in err
+
+
+def test_a_configuration_run_twice_with_the_same_seed_is_noted_as_reruns(tables, capsys):
+    runs_csv, trials_csv = tables
+    _, err = leaderboard(capsys, *tables)
+    assert "ran a seed more than once" not in err
+    runs = pd.read_csv(runs_csv)
+    rerun = runs.iloc[[0]].assign(run_dir="outputs/sweeps/baseline/u/0", **{"val.mapped_acc": 0.51})
+    pd.concat([runs, rerun]).to_csv(runs_csv, index=False)
+
+    table, err = leaderboard(capsys, runs_csv, trials_csv)
+
+    assert table.loc[table["model.bottleneck"] == 10, ["runs", "seeds"]].values.tolist() == [[4, "0,1,2"]]
+    assert ("1 configuration ran a seed more than once (runs > seeds): their std is partly rerun noise, not only "
+            "the spread over seeds") in err

@@ -524,6 +524,12 @@ def compare(sources: Sequence[Path], by: str | None = None, where: str | None = 
                  "single run); test metrics of its best run")
     if left_out:
         notes.append(f"{left_out} pruned, failed or diverged run{'s' * (left_out != 1)} left out")
+    if not keys and "seed" in finished.columns:
+        reruns = int((finished.groupby(config_columns(finished) + ["_scope"], dropna=False)["seed"]
+                      .agg(lambda seeds: len(seeds) > seeds.nunique())).sum())
+        if reruns:
+            notes.append(f"{reruns} configuration{'s' * (reruns != 1)} ran a seed more than once (runs > seeds): "
+                         "their std is partly rerun noise, not only the spread over seeds")
     if base is not None:
         notes.append(f"gain: mean {metric} minus the baseline's mean {base[0]:.4f} ({base[2]}, {base[1]} runs), "
                      "in points and as a ratio")
