@@ -205,3 +205,17 @@ def test_a_configuration_run_twice_with_the_same_seed_is_noted_as_reruns(tables,
     assert table.loc[table["model.bottleneck"] == 10, ["runs", "seeds"]].values.tolist() == [[4, "0,1,2"]]
     assert ("1 configuration ran a seed more than once (runs > seeds): their std is partly rerun noise, not only "
             "the spread over seeds") in err
+
+
+def test_the_baseline_is_the_study_named_baseline_when_several_studies_ran_that_sweep(tables, capsys):
+    runs_csv, trials_csv = tables
+    runs = pd.read_csv(runs_csv).assign(study_name="baseline")
+    longer = runs.iloc[:3].assign(run_dir=lambda frame: frame["run_dir"] + "-e3", study_name="baseline-e3",
+                                  **{"val.mapped_acc": [0.70, 0.72, 0.74]})
+    pd.concat([runs, longer]).to_csv(runs_csv, index=False)
+
+    _, err = leaderboard(capsys, runs_csv, trials_csv)
+
+    assert "baseline's mean 0.5200 (sweep 'baseline', study 'baseline', 3 runs)" in err
+    assert ("2 studies ran sweep 'baseline' (baseline, baseline-e3): the baseline is study 'baseline'; "
+            "--baseline PATH picks one") in err

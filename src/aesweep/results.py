@@ -471,6 +471,14 @@ def baseline_mean(runs: pd.DataFrame, baseline: str | None, metric: str,
                               f"a sweep among the inputs ({', '.join(sweeps) or 'none'}) "
                               "or an existing runs.csv/trials.csv/directory")
         rows, label = runs[runs["sweep"] == name], f"sweep '{name}'"
+        studies = sorted(rows["study_name"].dropna().astype(str).unique()) if "study_name" in rows else []
+        if len(studies) > 1:
+            # several studies ran the baseline file (other budgets, other names): keep the one named like the
+            # sweep, as the sweeper's own summary does, rather than pool their budgets
+            if name in studies:
+                rows, label = rows[rows["study_name"] == name], f"sweep '{name}', study '{name}'"
+            warn(f"{len(studies)} studies ran sweep '{name}' ({', '.join(studies)}): the baseline is "
+                 f"{'study ' + repr(name) if name in studies else 'all of them pooled'}; --baseline PATH picks one")
     finished = _finished(rows, metric)
     if finished.empty:
         raise AesweepError(f"baseline {label} has no completed run with {metric}")
