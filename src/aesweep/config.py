@@ -238,9 +238,10 @@ class ValidateBeforeRun(Callback):
 
 
 def check_command_line(arguments: list[str], conf_dir: Path) -> None:
-    """Refuse, in one line, override syntax errors and options a config group does not have.
+    """Refuse, in one line, override syntax errors, options a config group does not have, keys the
+    config does not have and values a typed setting cannot take.
 
-    Hydra reports both with a multi-line message and exit 1; checking the command line first keeps
+    Hydra reports each with a multi-line message and exit 1; checking the command line first keeps
     every user mistake to one `error:` line and exit 2. Anything else is left to Hydra.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
