@@ -34,10 +34,9 @@ from typing import Any
 from omegaconf import DictConfig
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from aesweep.config import node_exists
 from aesweep.errors import ConfigError, one_line
 
-from ._search_space import ComposeFn, SearchParam
+from ._search_space import ComposeFn, SearchParam, trial_overrides
 
 ValidateFn = Callable[[DictConfig], None]
 
@@ -86,26 +85,21 @@ class _Prober:
     """Composes and checks trial configs for assignments of the searched parameters."""
 
     def __init__(self, space: list[SearchParam], compose: ComposeFn, validate: ValidateFn) -> None:
-        self.fixed = [p.override() for p in space if not p.searched]
+        self.space = space
         self.searched = [p for p in space if p.searched]
         self.values = {p.name: probe_values(p) for p in self.searched}
         self.compose = compose
         self.validate = validate
-        self._with_groups: dict[tuple[str, ...], DictConfig] = {}
+        self._composed: dict[tuple[str, ...], DictConfig] = {}  # by the groups' options: one each
 
     def overrides(self, assignment: Assignment) -> list[str]:
-        """A trial's overrides, as the sweeper samples them: groups first, then the value parameters
-        whose key exists under the chosen groups."""
-        groups = tuple(p.override(assignment[p.name]) for p in self.searched if p.is_group)
-        if groups not in self._with_groups:
-            self._with_groups[groups] = self.compose(self.fixed + list(groups))
-        config = self._with_groups[groups]
-        values = [
-            p.override(assignment[p.name])
-            for p in self.searched
-            if not p.is_group and (p.key.startswith("+") or node_exists(config, p.key))
-        ]
-        return self.fixed + list(groups) + values
+        """A trial's overrides, as the sweeper samples them."""
+        return trial_overrides(self.space, lambda param: assignment[param.name], self._compose_once)
+
+    def _compose_once(self, overrides: list[str]) -> DictConfig:
+        if tuple(overrides) not in self._composed:
+            self._composed[tuple(overrides)] = self.compose(overrides)
+        return self._composed[tuple(overrides)]
 
     def error(self, assignment: Assignment) -> ConfigError | None:
         """The check's error for this trial config, or None when it passes."""

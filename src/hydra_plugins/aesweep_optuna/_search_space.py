@@ -206,13 +206,35 @@ def _interval_distribution(sweep: IntervalSweep, as_int: bool, source: str, text
     return FloatDistribution(low, high, log=log)
 
 
+def fixed_overrides(space: list[SearchParam]) -> list[str]:
+    """The overrides every trial shares: the sweep's and the command line's that are not searched."""
+    return [p.override() for p in space if not p.searched]
+
+
+def trial_overrides(space: list[SearchParam], value_of: Callable[[SearchParam], Any], compose: ComposeFn) -> list[str]:
+    """One trial's overrides: the fixed ones, each searched group's option, then each searched value whose
+    key exists under the chosen options (a key only some options have is left out under the others).
+
+    ``value_of(param)`` gives a searched parameter's value (the sampler's suggestion), called groups first.
+    """
+    searched = [p for p in space if p.searched]
+    groups = [p.override(value_of(p)) for p in searched if p.is_group]
+    config = compose(fixed_overrides(space) + groups) if groups else None
+    values = [
+        p.override(value_of(p))
+        for p in searched
+        if not p.is_group and (config is None or p.key.startswith("+") or node_exists(config, p.key))
+    ]
+    return fixed_overrides(space) + groups + values
+
+
 def check_against_config(space: list[SearchParam], compose: ComposeFn) -> None:
     """Check every key against the composed config, before any trial starts.
 
     ``compose(overrides)`` composes a job's config. A key must exist in the config composed with
     the fixed overrides, or under some option of a searched group; ``+key`` adds a new key.
     """
-    fixed = [p.override() for p in space if not p.searched]
+    fixed = fixed_overrides(space)
     base = compose(fixed)
     searched_groups = [p for p in space if p.searched and p.is_group]
     variants: list[DictConfig] = []  # the config under each option of each searched group, on demand

@@ -42,7 +42,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 
-from aesweep.config import check_creatable, node_exists
+from aesweep.config import check_creatable
 from aesweep.errors import AesweepError, ConfigError, one_line
 from aesweep.pruning import PRUNER_ATTR, checked_pruner, is_journal_file, lookup_metric, open_storage
 from aesweep.results import METRIC_NAMES, METRIC_SPLITS
@@ -52,9 +52,11 @@ from ._config_check import COMPOSE_KEY, check_trial_configs
 from ._search_space import (
     SearchParam,
     check_against_config,
+    fixed_overrides,
     grid_search_space,
     parse_search_space,
     suggest,
+    trial_overrides,
     value_as_override_text,
 )
 from ._workers import HEARTBEAT_ATTR, WORKER_ATTR, Heartbeat, Worker, claim_lock, fail_stale_trials
@@ -78,7 +80,7 @@ class Plan:
 
     @property
     def fixed(self) -> list[str]:
-        return [p.override() for p in self.space if not p.searched]
+        return fixed_overrides(self.space)
 
 
 @dataclass
@@ -385,9 +387,9 @@ class OptunaSweep:
             else:  # loaded, not created: create_study(load_if_exists=True) appends to a journal even then
                 study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
                 self._check_existing(study, storage_url, objectives, directions, space)
-                _warn_changed_fixed(study, [p.override() for p in space if not p.searched])
+                _warn_changed_fixed(study, fixed_overrides(space))
             recorded_space = study.user_attrs.get(_tables.SEARCH_SPACE_ATTR) or {}
-            study.set_user_attr(FIXED_ATTR, [p.override() for p in space if not p.searched])
+            study.set_user_attr(FIXED_ATTR, fixed_overrides(space))
             study.set_user_attr(PRUNER_ATTR, self.pruner_cfg)
             study.set_user_attr(_tables.OBJECTIVES_ATTR, objectives)
             # Kept for parameters this command does not search: searching one again must not change it.
@@ -478,17 +480,7 @@ class OptunaSweep:
         return Claim(trial, overrides, job_overrides, run_dir)
 
     def _sample(self, plan: Plan, trial: optuna.Trial) -> list[str]:
-        """Groups first; then each value parameter whose key exists under the chosen groups."""
-        searched = [p for p in plan.space if p.searched]
-        groups = [p for p in searched if p.is_group]
-        values = [p.override(suggest(trial, p)) for p in groups]
-        config = self.compose(plan.fixed + values) if groups else None
-        for param in searched:
-            if param.is_group:
-                continue
-            if config is None or param.key.startswith("+") or node_exists(config, param.key):
-                values.append(param.override(suggest(trial, param)))
-        return plan.fixed + values
+        return trial_overrides(plan.space, lambda param: suggest(trial, param), self.compose)
 
     def _trial_overrides(self, plan: Plan, trial: optuna.Trial) -> list[str]:
         """What tells the job its trial (aesweep.pruning.TrialReporter reads it) and its folder."""
