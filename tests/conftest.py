@@ -10,16 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-if not torch.cuda.is_available():
-    # aesweep.kernels' Triton kernels then run in Triton's interpreter (numpy). Triton reads this when its
-    # language module is first imported, which other tests' imports may do: so here, before any of them.
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from aesweep.data import prepare, verify  # noqa: E402
-from aesweep.errors import DataError  # noqa: E402
+from aesweep.data import prepare, verify
+from aesweep.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"

@@ -10,7 +10,8 @@ import torch
 
 from aesweep.data import load_splits
 from aesweep.errors import ConfigError
-from aesweep.train import build_training, cuda_graph_blocker, run, seed_everything, train_one_epoch
+from aesweep.step import cuda_graph_blocker
+from aesweep.train import build_training, run, seed_everything, train_one_epoch
 
 from conftest import compose_config
 
@@ -101,15 +102,3 @@ def test_compile_goes_inside_the_whole_step_graph_unless_it_captures_graphs_itse
     assert (blocker is None) == graphed
     if not graphed:
         assert f"compile_mode={compile_mode}" in blocker
-
-
-@needs_cuda
-def test_graphed_step_on_triton_convolutions_trains_like_cudnn():
-    """trainer.conv_kernels=triton inside the whole-step graph: the same training as cuDNN's kernels.
-
-    Both compute the convolutions in TF32 (torch's default for cuDNN), rounded differently.
-    """
-    triton_params, triton_losses, _ = trained(True, "trainer.conv_kernels=triton")
-    cudnn_params, cudnn_losses, _ = trained(True, "trainer.conv_kernels=cudnn")
-    assert (triton_params - cudnn_params).norm() / cudnn_params.norm() < 1e-3
-    assert triton_losses[-1]["loss"] == pytest.approx(cudnn_losses[-1]["loss"], rel=1e-3)

@@ -4,7 +4,6 @@ Each run costs seconds to tens of seconds, so the runs are module fixtures share
 """
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
@@ -266,13 +265,6 @@ def test_after_its_last_epoch_a_trial_reports_and_completes_whatever_the_pruner_
     assert study.trials[0].intermediate_values == {1: pd.read_csv(run_dir / "history.csv")["val.mapped_acc"][0]}
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="mallopt is glibc's")
-def test_mmap_threshold_is_accepted_by_glibc():
-    from aesweep.train import set_mmap_threshold
-
-    assert set_mmap_threshold(4 * 2**20) is True
-
-
 # ---------------------------------------------------------------- bf16 autocast (trainer.amp)
 
 
@@ -287,7 +279,7 @@ def test_mmap_threshold_is_accepted_by_glibc():
     (False, "cpu", True, "mse", False),
 ])
 def test_amp_auto_is_on_for_reconstruction_on_cpus_with_native_bf16(monkeypatch, amp, device, native, loss, expected):
-    import aesweep.train as train
+    import aesweep.step as train
 
     monkeypatch.setattr(train, "native_bf16_cpu", lambda: native)
     cfg = compose_config(f"trainer.amp={str(amp).lower()}", f"loss={loss}")
@@ -295,7 +287,7 @@ def test_amp_auto_is_on_for_reconstruction_on_cpus_with_native_bf16(monkeypatch,
 
 
 def test_amp_true_on_a_cpu_without_native_bf16_is_refused_naming_the_key(monkeypatch):
-    import aesweep.train as train
+    import aesweep.step as train
     from aesweep.errors import ConfigError
 
     monkeypatch.setattr(train, "native_bf16_cpu", lambda: False)
@@ -327,20 +319,6 @@ def test_bf16_on_cpu_trains_like_float32(mnist_root):
     assert bf16 != float32  # bf16 really ran: its rounding shows in the losses
     assert bf16 == pytest.approx(float32, rel=2e-3)
     assert bf16[-1] < bf16[0]
-
-
-# ------------------------------------------------- matmul precision and fused optimizers (GPU speed keys)
-
-
-def test_matmul_precision_is_set_for_the_whole_process():
-    from aesweep.train import apply_process_settings
-
-    before = torch.get_float32_matmul_precision()
-    try:
-        apply_process_settings(compose_config("trainer.matmul_precision=high").trainer)
-        assert torch.get_float32_matmul_precision() == "high"
-    finally:
-        torch.set_float32_matmul_precision(before)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])

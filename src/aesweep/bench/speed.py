@@ -61,8 +61,7 @@ class Mode:
 
 
 SPEED_SWITCHES_OFF = ["trainer.compile=false", "trainer.cuda_graph=false", "trainer.cudnn_benchmark=false",
-                      "trainer.channels_last=false", "trainer.amp=false", "trainer.matmul_precision=highest",
-                      "trainer.conv_kernels=cudnn", "trainer.threads=null"]
+                      "trainer.channels_last=false", "trainer.amp=false", "trainer.threads=null"]
 
 
 def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: int,
@@ -90,10 +89,6 @@ def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: in
                                                     "trainer.amp=true"], quick=False),
             # on top of the default (whole-step graph + cuDNN benchmark): what is left inside the graph
             Mode("default+channels_last", "project", ["trainer.channels_last=true"]),
-            Mode("default+tf32", "project", ["trainer.matmul_precision=high"]),
-            Mode("default+fused", "project", ["optimizer.fused=true"]),
-            Mode("default+cudnn", "project", ["trainer.conv_kernels=cudnn"]),  # the default before aesweep.kernels
-            Mode("default+tf32+fused", "project", ["trainer.matmul_precision=high", "optimizer.fused=true"]),
             Mode("default+compile", "project", ["trainer.compile=true", "trainer.compile_mode=default"], quick=False),
             Mode("default+compile-autotune", "project",
                  ["trainer.compile=true", "trainer.compile_mode=max-autotune-no-cudagraphs"], quick=False),
@@ -280,7 +275,8 @@ def measure(spec: dict) -> dict:
     cfg, device = checked_config(spec["overrides"])
     bf16 = False
     if spec["loop"] == "project":
-        from aesweep.train import amp_enabled, apply_process_settings
+        from aesweep.step import amp_enabled
+        from aesweep.train import apply_process_settings
 
         apply_process_settings(cfg.trainer)  # as aesweep.train.run does
         bf16 = amp_enabled(cfg, device)
@@ -438,7 +434,8 @@ def selected_modes(modes: list[Mode], names: list[str] | None, quick: bool, devi
 
 
 def speed(args: argparse.Namespace) -> int:
-    from aesweep.train import checked_config, native_bf16_cpu
+    from aesweep.step import native_bf16_cpu
+    from aesweep.train import checked_config
 
     base = base_overrides(args)
     cfg, device = checked_config(base)
