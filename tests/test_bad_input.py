@@ -49,7 +49,6 @@ def refused(tmp_path_factory, mnist_root) -> dict[str, tuple[subprocess.Complete
         "model=nope": (["model=nope"], None),
         "model.kernels=[3,3]": (["model=conv", "model.kernels=[3,3]", "device=cpu"], None),
         "existing run dir": (["model.activation=swish"], None),
-        "amp on a cpu without bf16": (["trainer.amp=true", "device=cpu"], None),
     }
     if not torch.cuda.is_available():  # with a GPU this would train for real
         cases["device=cuda"] = (["device=cuda"], None)
@@ -77,12 +76,6 @@ def test_config_mistake_is_one_error_line_with_exit_2_and_no_run_dir(refused, ov
 def test_cuda_without_a_gpu_is_one_error_line_with_exit_2(refused):
     result, run_dir, _ = refused["device=cuda"]
     assert_refused_in_one_line(result, run_dir, "device='cuda'", "no CUDA GPU", "device=cpu")
-
-
-@pytest.mark.skipif(torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="needs a CPU without native bf16")
-def test_bf16_on_a_cpu_that_would_emulate_it_is_one_error_line_with_exit_2(refused):
-    result, run_dir, _ = refused["amp on a cpu without bf16"]
-    assert_refused_in_one_line(result, run_dir, "trainer.amp=true is not allowed", "no native bf16")
 
 
 def test_missing_mnist_says_to_run_make_data(refused):

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import aesweep
-from aesweep.cli import hydra_override, main
+from aesweep.arguments import hydra_override
+from aesweep.cli import main
 
 
 def test_python_dash_m_aesweep_lists_the_subcommands():
@@ -69,7 +70,7 @@ def test_usage_mistakes_print_one_line_and_return_2(capsys, argv, expected):
 def test_collect_refuses_an_unwritable_out_before_reading_any_run(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "passwd"
     blocker.write_text("")
-    monkeypatch.setattr("aesweep.results.collect_runs", lambda *a, **k: pytest.fail("collected before checking --out"))
+    monkeypatch.setattr("aesweep.results.collect.collect_runs", lambda *a, **k: pytest.fail("collected before checking --out"))
 
     assert main(["collect", str(tmp_path), "--out", str(blocker / "x.csv")]) == 2
 
@@ -82,7 +83,7 @@ def test_collect_whose_table_cannot_be_written_is_one_line_naming_the_place(tmp_
     import pandas as pd
 
     (tmp_path / "runs.csv").mkdir()  # the default --out, DIR/runs.csv, is taken by a folder
-    monkeypatch.setattr("aesweep.results.collect_runs", lambda *a, **k: pd.DataFrame({"seed": [0]}))
+    monkeypatch.setattr("aesweep.results.collect.collect_runs", lambda *a, **k: pd.DataFrame({"seed": [0]}))
 
     assert main(["collect", str(tmp_path)]) == 2
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from conftest import REPO, SUBPROCESS_ENV, train_py
 
-from aesweep.pruning import open_storage
+from aesweep.storage import open_storage
 
 APP = Path(__file__).parent / "apps" / "quadratic" / "app.py"
 

@@ -28,7 +28,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from aesweep.pruning import open_storage
+from aesweep.storage import open_storage
 
 APP = Path(__file__).parent / "apps" / "quadratic" / "app.py"
 SRC = Path(__file__).resolve().parents[1] / "src"

@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, SUBPROCESS_ENV, assert_one_error_line, train_py
 
-from aesweep.pruning import open_storage
+from aesweep.storage import open_storage
 
 APP = Path(__file__).parent / "apps" / "quadratic" / "app.py"
 SRC = REPO / "src"

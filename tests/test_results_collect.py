@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from aesweep.cli import main
-from aesweep.results import collect_runs, compare
+from aesweep.results.collect import collect_runs
+from aesweep.results.compare import compare
 
 SINGLE = "runs/2026-01-01/10-00-00"
 BASELINE = "sweeps/baseline/2026-01-01_11-00-00"

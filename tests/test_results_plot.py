@@ -13,7 +13,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from aesweep import plots
 from aesweep.cli import main
-from aesweep.results import plot_sweep
+from aesweep.results.plot import plot_sweep
 
 BOTTLENECK = [8, 16, 32, 8, 16, 32, 64]
 LR = [1e-4, 1e-3, 1e-2, 1e-1, 3e-3, 3e-2, 1e-3]

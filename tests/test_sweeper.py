@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from aesweep.pruning import open_storage
+from aesweep.storage import open_storage
 
 APP = Path(__file__).parent / "apps" / "quadratic" / "app.py"
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -134,7 +134,7 @@ def test_pruning_stops_a_bad_trial_after_its_first_epoch(tmp_path):
 
 
 def test_a_pruner_from_the_sweep_file_is_replaced_by_clearing_it_first(tmp_path):
-    from aesweep.pruning import PRUNER_ATTR
+    from aesweep.trial import PRUNER_ATTR
 
     median = "hydra.sweeper.pruner={_target_:optuna.pruners.MedianPruner,n_startup_trials:5}"  # as a sweep file sets it
     threshold = "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.5}"

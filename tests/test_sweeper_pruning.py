@@ -1,10 +1,12 @@
-"""The job side of the sweeper link: aesweep.pruning.TrialReporter and open_storage."""
+"""The job side of the sweeper link: aesweep.trial.TrialReporter, the pruner it builds, and the run record's metric paths."""
 
 import optuna
 import pytest
 
 from aesweep.errors import ConfigError
-from aesweep.pruning import PRUNER_ATTR, TrialReporter, checked_pruner, lookup_metric, open_storage
+from aesweep.record import lookup as lookup_metric
+from aesweep.storage import open_storage
+from aesweep.trial import PRUNER_ATTR, TrialReporter, checked_pruner
 
 THRESHOLD = {"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.5}
 

@@ -99,7 +99,7 @@ def test_an_unknown_metric_in_a_list_of_objectives_is_refused(tmp_path):
     assert_one_error_line(
         result,
         "hydra.sweeper.objective=['val.mapped_acc', 'parmas'] is not allowed: metrics of metrics.json: "
-        "val/test/fit.{mapped_acc,hungarian_acc,nmi,ari,clusters_used,recon_mse} or params, epochs, seconds",
+        "val/test/fit.{mapped_acc,hungarian_acc,nmi,ari,clusters_used,recon_mse} or params, epochs, epochs_planned, seconds",
     )
 
 

@@ -63,7 +63,7 @@ def test_trials_not_claimed_by_the_sweeper_are_never_touched():
 
 
 def test_trial_seeds_keep_seed_0s_sequence_and_give_each_sweep_seed_its_own_block():
-    from hydra_plugins.aesweep_optuna._sweep import trial_seed
+    from hydra_plugins.aesweep_optuna._settings import trial_seed
 
     assert [trial_seed(0, k) for k in range(4)] == [0, 1, 2, 3]  # what the reference sweeps were measured with
     assert not {trial_seed(1, k) for k in range(1000)} & {trial_seed(0, k) for k in range(1000)}

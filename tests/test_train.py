@@ -231,7 +231,8 @@ def run_trial_that_any_score_prunes(tmp_path, epochs: int):
     """train.py as the sweeper launches a trial's job, in a study whose pruner cuts every reported score."""
     import optuna
 
-    from aesweep.pruning import PRUNER_ATTR, open_storage
+    from aesweep.storage import open_storage
+    from aesweep.trial import PRUNER_ATTR
 
     journal = str(tmp_path / "journal.log")
     study = optuna.create_study(study_name="s", storage=open_storage(journal), direction="maximize")
@@ -319,18 +320,6 @@ def test_bf16_on_cpu_trains_like_float32(mnist_root):
     assert bf16 != float32  # bf16 really ran: its rounding shows in the losses
     assert bf16 == pytest.approx(float32, rel=2e-3)
     assert bf16[-1] < bf16[0]
-
-
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_the_fused_optimizer_trains_like_the_default_update(mnist_root, optimizer):
-    from aesweep.optim import build_optimizer
-
-    cfg = compose_config(f"optimizer={optimizer}", "optimizer.fused=true")
-    assert build_optimizer(cfg.optimizer, torch.nn.Linear(2, 2)).defaults["fused"] is True
-    same = ["trainer.amp=false", f"optimizer={optimizer}"]  # float32: only the update's kernels differ
-    fused, default = epoch_losses(mnist_root, *same, "optimizer.fused=true"), epoch_losses(mnist_root, *same)
-    assert fused == pytest.approx(default, rel=1e-5)
-    assert fused[-1] < fused[0]
 
 
 def test_a_plain_hydra_multirun_names_its_folder_after_the_job_and_a_sweep_after_its_file():

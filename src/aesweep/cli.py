@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from aesweep.errors import AesweepError
+from aesweep import record
+from aesweep.arguments import OneLineParser, one_line_errors, positive_int
 
 DEFAULT_OUTPUTS = "outputs"
-DEFAULT_METRIC = "val.mapped_acc"
 FORMATS = ("table", "md", "csv")
 # Subcommands implemented by other modules: everything after the name is handed to ``aesweep.<name>.main``.
 DELEGATED = {
@@ -23,52 +23,6 @@ DELEGATED = {
     "bench": "benchmarks (aesweep.bench; see `aesweep bench --help`)",
     "reseed": "re-run a sweep's best trials over seeds, choose on validation (aesweep.reseed)",
 }
-
-
-class UsageError(Exception):
-    """Raised instead of argparse's print-usage-and-exit, so a command can print one line and return 2."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: error: {message}")
-
-
-def one_line_errors(prog: str, command: Callable[[], int]) -> int:
-    """Run a command; usage and user errors become one stderr line and exit status 2, Ctrl-C 130."""
-    try:
-        return command()
-    except UsageError as error:
-        print(error, file=sys.stderr)
-        return 2
-    except SystemExit as done:  # --help
-        return done.code if isinstance(done.code, int) else 0
-    except AesweepError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1, refused in one line otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: a positive whole number")
-    return value
-
-
-def hydra_override(text: str) -> str:
-    """argparse type: a Hydra override, KEY=VALUE (or ~KEY, which deletes a key), refused in one line otherwise."""
-    key = text.split("=", 1)[0].lstrip("+~")
-    if not key or ("=" not in text and not text.startswith("~")):
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: KEY=VALUE, a Hydra override such as "
-                                         "model.bottleneck=16")
-    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,15 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
                               "(dotted names need no backticks; the baseline is taken before filtering)")
     compare.add_argument("--sort", metavar="COL[:asc]",
                          help="sort by this output column, largest first unless ':asc' "
-                              f"(default: mean {DEFAULT_METRIC})")
+                              f"(default: mean {record.DEFAULT_OBJECTIVE})")
     compare.add_argument("--top", type=positive_int, metavar="N", help="show only the first N rows")
     compare.add_argument("--format", choices=FORMATS, default="table",
                          help="table (terminal), md (markdown, for a README) or csv (default: table)")
     compare.add_argument("--baseline", metavar="NAME_OR_PATH", default=None,
                          help="sweep name, or a runs.csv/trials.csv/directory, whose mean is the "
                               "baseline (default: the sweep named 'baseline', if present)")
-    compare.add_argument("--metric", default=DEFAULT_METRIC, metavar="COL",
-                         help=f"metric to rank by (default: {DEFAULT_METRIC}); metrics named *mse* or "
+    compare.add_argument("--metric", default=record.DEFAULT_OBJECTIVE, metavar="COL",
+                         help=f"metric to rank by (default: {record.DEFAULT_OBJECTIVE}); metrics named *mse* or "
                               "*loss* rank lowest first")
 
     plot = commands.add_parser(
@@ -174,8 +128,8 @@ def _note(prog: str):
 
 
 def _run_collect(args: argparse.Namespace, prog: str) -> int:
-    from aesweep import results
     from aesweep.io import check_writable, writing_to
+    from aesweep.results import collect as results
 
     dirs = [Path(d) for d in args.dirs]
     if args.out:
@@ -193,7 +147,7 @@ def _run_collect(args: argparse.Namespace, prog: str) -> int:
 
 
 def _run_compare(args: argparse.Namespace, prog: str) -> int:
-    from aesweep import results
+    from aesweep.results import compare as results
 
     text = results.compare(
         [Path(s) for s in args.sources],
@@ -205,7 +159,7 @@ def _run_compare(args: argparse.Namespace, prog: str) -> int:
 
 
 def _run_plot(args: argparse.Namespace, prog: str) -> int:
-    from aesweep import results
+    from aesweep.results import plot as results
 
     written = results.plot_sweep(Path(args.sweep_dir), note=_note(prog), warn=_warner(prog))
     for path in written:

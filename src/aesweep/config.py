@@ -8,7 +8,6 @@ otherwise fail deep inside the loop. Each rule names a key, checks its value and
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -20,6 +19,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from aesweep.errors import ConfigError
+from aesweep.io import check_creatable
+from aesweep.keys import dotted_keys, node_exists
 
 _MISSING = object()
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the project's config groups, beside src/
@@ -204,18 +205,6 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("loss.recon_weight", cfg.loss.recon_weight, "> 0, or another loss term's weight > 0")
 
 
-def check_creatable(folder: str, key: str) -> None:
-    """Raise ConfigError unless `folder` exists as a writable folder or can be created."""
-    from aesweep.io import folder_blocked_by
-
-    target = Path(os.path.abspath(folder))
-    in_the_way = folder_blocked_by(target)
-    if in_the_way:
-        existing, is_a_file = in_the_way
-        problem = "is a file" if is_a_file else "is not writable"
-        raise ConfigError(key, str(target), f"a folder that can be created, but {existing} {problem}")
-
-
 class ValidateBeforeRun(Callback):
     """Hydra callback: check the config and the run folder before Hydra creates that folder.
 
@@ -223,6 +212,8 @@ class ValidateBeforeRun(Callback):
     leaves nothing on disk. The aesweep_optuna sweeper finds `validate` through this registration and
     runs it on the trials' configs before its study opens, so without it sweeps lose that check too.
     """
+
+    check_config = staticmethod(validate)  # what the sweeper runs on its trials' configs before the study opens
 
     def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
         try:
@@ -348,24 +339,6 @@ def _refused_value(exc: BaseException, values: list) -> ConfigError | None:
         return None
     reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
     return ConfigError(full_key, override.get_value_element_as_str(), f"a value its type takes ({reason})")
-
-
-def node_exists(cfg: DictConfig, key: str) -> bool:
-    """Whether `key` (dotted) names a node in `cfg`, whatever its value (even ``???``)."""
-    parent_key, _, leaf = key.rpartition(".")
-    parent = OmegaConf.select(cfg, parent_key, default=None, throw_on_resolution_failure=False) if parent_key else cfg
-    return isinstance(parent, DictConfig) and leaf in parent.keys()
-
-
-def dotted_keys(node: DictConfig, prefix: str = "") -> list[str]:
-    """Every dotted key under `node`, of mappings and of values alike (`trainer`, `trainer.epochs`, ...)."""
-    keys = []
-    for key in node.keys():
-        child = node._get_node(key)
-        keys.append(f"{prefix}{key}")
-        if isinstance(child, DictConfig):
-            keys += dotted_keys(child, f"{prefix}{key}.")
-    return keys
 
 
 def _addition_refused(cfg: DictConfig, key: str) -> bool:

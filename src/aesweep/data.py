@@ -238,7 +238,7 @@ def load_splits(data_cfg, device: torch.device) -> MNISTSplits:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from aesweep.cli import OneLineParser, one_line_errors
+    from aesweep.arguments import OneLineParser, one_line_errors
 
     parser = OneLineParser(prog="aesweep data", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)

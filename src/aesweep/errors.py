@@ -15,6 +15,11 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"[:REASON_MAX_CHARS]
 
 
+def folded(error: BaseException) -> str:
+    """What an error says, on one line (its type's name when it says nothing)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def as_typed(value: object) -> str:
     """A config value as the user types it in an override: true, false, null; strings quoted to show their ends."""
     if isinstance(value, bool):

@@ -22,7 +22,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from aesweep.errors import OutputError
+from aesweep.errors import ConfigError, OutputError
 
 
 @contextlib.contextmanager
@@ -81,6 +81,16 @@ def check_writable(path: str | os.PathLike, option: str = "--out", folder: bool 
     if in_the_way:
         existing, is_a_file = in_the_way
         raise OutputError(option, path, _blocked_by(errno.ENOTDIR if is_a_file else errno.EACCES, existing, target))
+
+
+def check_creatable(folder: str, key: str) -> None:
+    """Raise ConfigError unless `folder` exists as a writable folder or can be created."""
+    target = Path(os.path.abspath(folder))
+    in_the_way = folder_blocked_by(target)
+    if in_the_way:
+        existing, is_a_file = in_the_way
+        problem = "is a file" if is_a_file else "is not writable"
+        raise ConfigError(key, str(target), f"a folder that can be created, but {existing} {problem}")
 
 
 def folder_blocked_by(folder: Path) -> tuple[Path, bool] | None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from aesweep.cli import OneLineParser, hydra_override, one_line_errors, positive_int
+from aesweep.arguments import OneLineParser, hydra_override, one_line_errors, positive_int
 from aesweep.errors import AesweepError
 from aesweep.io import check_writable, write_csv_atomic, write_text_atomic, writing_to
 
@@ -170,7 +170,7 @@ def reseed(args: argparse.Namespace) -> int:
     summary = summarise(runs, args.metric, ascending=False)
     chosen_trial = int(summary.loc[0, "trial"])
     chosen = configs[list(candidates["number"]).index(chosen_trial)] + list(args.override)
-    from aesweep.results import format_table
+    from aesweep.results.table import format_table
 
     notes = [f"sweep: {sweep_dir}; top {len(configs)} COMPLETE trials by its objective, each run with seeds "
              f"{', '.join(map(str, args.seeds))}; chosen = best mean {args.metric} (validation only); test is "

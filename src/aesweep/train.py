@@ -22,20 +22,18 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from aesweep import metrics as M
+from aesweep import record
 from aesweep.augment import BatchAugment
 from aesweep.config import CONF_DIR, check_command_line, validate
 from aesweep.data import MNISTSplits, Split, load_splits
 from aesweep.errors import AesweepError, ConfigError
-from aesweep.io import write_csv_atomic, write_json_atomic
+from aesweep.io import write_csv_atomic
 from aesweep.loss import CompositeLoss
 from aesweep.model import Autoencoder, count_parameters
 from aesweep.optim import build_optimizer, build_schedule
 from aesweep.step import TrainingStep, apply_speed_switches, channels_last
 
 log = logging.getLogger(__name__)
-
-METRIC_KEYS = ("mapped_acc", "hungarian_acc", "nmi", "ari", "clusters_used", "recon_mse")
-
 
 def resolve_device(device_cfg) -> torch.device:
     """auto = cuda, then mps, then cpu; an explicit accelerator that is absent is a user error."""
@@ -254,7 +252,7 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
         trial=None if cfg.trial.study_name is None else {"study_name": cfg.trial.study_name,
                                                           "number": cfg.trial.trial_number},
     )
-    write_json_atomic(out_dir / "metrics.json", result)  # last: its presence means the run ended
+    record.write(out_dir, result)  # last: its presence means the run ended
     if result["test"] is not None:
         log.info("done: val.mapped_acc %.4f test.mapped_acc %.4f test.nmi %.3f in %.1fs", result["val"]["mapped_acc"],
                  result["test"]["mapped_acc"], result["test"]["nmi"], result["seconds"])
@@ -264,7 +262,7 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
 def _reporter(cfg: DictConfig):
     if cfg.trial.study_name is None:
         return None
-    from aesweep.pruning import TrialReporter  # only sweeps need optuna's storage machinery
+    from aesweep.trial import TrialReporter  # only sweeps need optuna's storage machinery
 
     return TrialReporter.from_config(cfg.trial)
 

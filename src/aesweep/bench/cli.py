@@ -25,9 +25,9 @@ from aesweep.bench.speed import serve_modes, speed
 from aesweep.bench.sweeps import UNPRUNED_BEST, curves, pruning
 from aesweep.bench.trials import memory, trials
 from aesweep.config import CONF_DIR
-from aesweep.cli import OneLineParser, hydra_override, one_line_errors, positive_int
+from aesweep.arguments import OneLineParser, hydra_override, one_line_errors, positive_int
 from aesweep.errors import ConfigError
-from aesweep.pruning import checked_pruner
+from aesweep.trial import checked_pruner
 
 
 def _targets(text: str) -> list[float | str]:

@@ -85,7 +85,7 @@ def checked_out(out: str | None, name: str) -> Path:
 def write_table(table: pd.DataFrame, notes: Sequence[str], out: Path, prog: str) -> None:
     """CSV at `out` and markdown (with the notes) beside it, both atomically; the markdown also to stdout."""
     from aesweep.io import write_csv_atomic, write_text_atomic, writing_to
-    from aesweep.results import format_table
+    from aesweep.results.table import format_table
 
     markdown = format_table(table, "md", notes)
     with writing_to(out):
@@ -100,6 +100,6 @@ def show_table(table: pd.DataFrame, notes: Sequence[str], out: str | None, prog:
     if out:
         write_table(table, notes, Path(out), prog)
     else:
-        from aesweep.results import format_table
+        from aesweep.results.table import format_table
 
         sys.stdout.write(format_table(table, "md", notes))

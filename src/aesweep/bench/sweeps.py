@@ -13,7 +13,7 @@ import pandas as pd
 
 from aesweep.bench.common import BenchError, rounded, show_table
 from aesweep.io import check_writable
-from aesweep.pruning import pruner_from_config
+from aesweep.trial import pruner_from_config
 
 def read_trials(source: Path) -> pd.DataFrame:
     path = source / "trials.csv" if source.is_dir() else source

@@ -35,7 +35,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from aesweep.config import dotted_keys, node_exists
+from aesweep.keys import dotted_keys, node_exists
 from aesweep.errors import ConfigError
 
 ALLOWED_TAGS = ("log", "int")

@@ -21,12 +21,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from aesweep.io import write_text_atomic
 
+from ._plan import OBJECTIVES_ATTR
 from ._search_space import SearchParam
 
 # Per-trial user attributes written by the sweeper, in trials.csv's column order after the metrics.
 TRIAL_ATTR_COLUMNS = ("epochs", "epochs_planned", "seconds", "params", "status", "reason", "run_dir", "worker")
-OBJECTIVES_ATTR = "aesweep.objectives"  # study user attribute: the objective metric paths
-SEARCH_SPACE_ATTR = "aesweep.search_space"  # study user attribute: {param: grammar text}
 
 
 # Columns of whole counts, kept integers in trials.csv.
@@ -95,10 +94,6 @@ def ranking(table: pd.DataFrame, study: optuna.Study, objectives: Sequence[str],
 
 def best_overrides(trial: FrozenTrial) -> list[str]:
     return list(trial.user_attrs.get("overrides", []))
-
-
-def write_study_yaml(sweep_dir: Path, info: dict[str, Any]) -> None:
-    write_text_atomic(sweep_dir / "study.yaml", yaml.safe_dump(info, sort_keys=False))
 
 
 def write_tables(

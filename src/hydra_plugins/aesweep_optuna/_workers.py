@@ -35,7 +35,7 @@ from pathlib import Path
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from aesweep.pruning import is_journal_file, rdb_url
+from aesweep.storage import local_file, rdb_url
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class Heartbeat:
 @contextlib.contextmanager
 def claim_lock(storage: str, study_name: str) -> Iterator[None]:
     """Serialise claims on one study across processes (and machines, for PostgreSQL)."""
-    path = _local_file(storage)
+    path = local_file(storage)
     if path is not None:
         with _flock(path.with_name(path.name + ".claim-lock")):
             yield
@@ -212,14 +212,6 @@ def claim_lock(storage: str, study_name: str) -> Iterator[None]:
     else:
         log.warning("no claim lock for %s: concurrent workers may overshoot n_trials", storage.split(":", 1)[0])
         yield
-
-
-def _local_file(storage: str) -> Path | None:
-    if is_journal_file(storage):
-        return Path(storage).expanduser()
-    if storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
-        return Path(storage[len("sqlite:///") :])
-    return None
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ class AesweepOptunaSweeperConf:
     # constant_liar unless told otherwise; GridSampler gets its search_space from `params`.
     sampler: Any = field(default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": None})
     # Any optuna.pruners class with its arguments, or null (never prune). Jobs report the
-    # objective after every epoch through aesweep.pruning.TrialReporter.
+    # objective after every epoch through aesweep.trial.TrialReporter.
     pruner: Any = None
     # maximize | minimize, or a list (one per objective) for a multi-objective study.
     direction: Any = "maximize"

@@ -2,14 +2,13 @@
 
 It "trains" for ``epochs`` epochs; the validation score rises towards
 1 - (x - target)^2 - 0.1 [kind == b] - 0.05 * momentum, reported after every epoch through
-aesweep.pruning.TrialReporter exactly as train.py does, and it writes metrics.json and
+aesweep.trial.TrialReporter exactly as train.py does, and it writes metrics.json and
 history.csv into the job folder in train.py's format. ``mode`` makes it misbehave on purpose:
 raise (an exception), diverge (NaN loss, status diverged), nometrics (writes no metrics.json),
 sigkill (the job's process kills itself with SIGKILL in epoch 1, as the OOM killer would).
 """
 
 import csv
-import json
 import math
 import os
 import signal
@@ -20,18 +19,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from aesweep.pruning import TrialReporter
+from aesweep import record
+from aesweep.trial import TrialReporter
 
 
 def final_score(cfg: DictConfig) -> float:
     momentum = float(cfg.optimizer.get("momentum", 0.0))
     return 1.0 - (cfg.x - cfg.target) ** 2 - (0.1 if cfg.kind == "b" else 0.0) - 0.05 * momentum
-
-
-def write_json(path: Path, payload: dict) -> None:
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(payload, indent=1))
-    os.replace(temporary, path)
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
@@ -61,8 +55,8 @@ def main(cfg: DictConfig) -> float:
         writer.writerows(history)
     if cfg.mode != "nometrics":
         val = {"mapped_acc": value, "nmi": value / 2}
-        write_json(
-            run_dir / "metrics.json",
+        record.write(
+            run_dir,
             {
                 "status": status,
                 "reason": reason,

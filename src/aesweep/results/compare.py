@@ -1,0 +1,270 @@
+"""`aesweep compare`: leaderboards of configurations across runs.csv / trials.csv files and run folders.
+
+Runs whose configs differ only by `seed` form one configuration: mean and sample std (ddof=1) over its
+runs, its best run and that run's test metrics, and the gain of the mean over the baseline's mean.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from aesweep import record
+from aesweep.errors import AesweepError, ConfigError, folded
+from aesweep.results.collect import (BASELINE_SWEEP, COMPLETE, Warn, collect_runs, config_columns, read_csv,
+                                     warn_stderr)
+from aesweep.results.table import compact, format_table, is_numeric_column
+
+
+def load_runs(sources: Sequence[Path], warn: Warn = warn_stderr) -> pd.DataFrame:
+    """Concatenate runs from runs.csv / trials.csv files and run or sweep directories (collected on the fly).
+
+    A trials.csv names only the searched parameters, so its rows get a ``_scope`` of their own file:
+    they form configurations only with rows of the same sweep.
+    """
+    tables = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            table = collect_runs([source], warn)
+            table["_scope"] = ""
+        elif source.is_file():
+            table = read_csv(source)
+            is_trials = "number" in table.columns and "status" not in table.columns
+            table["_scope"] = str(source) if is_trials else ""
+            if "sweep" not in table.columns:
+                table.insert(0, "sweep", _sweep_of_table(source, table))
+        else:
+            raise AesweepError(f"no such file or directory: '{source}' "
+                               "(give runs.csv/trials.csv files or run/sweep directories)")
+        if "state" not in table.columns:
+            table["state"] = COMPLETE
+        table["_source"] = str(source)
+        tables.append(table)
+    runs = pd.concat(tables, ignore_index=True, sort=False)
+    if "run_dir" in runs.columns:
+        duplicated = runs["run_dir"].notna() & runs.duplicated("run_dir")
+        if duplicated.any():
+            warn(f"{int(duplicated.sum())} runs appear in more than one input (same run_dir): counted once")
+            runs = runs[~duplicated].reset_index(drop=True)
+    return runs
+
+
+def _sweep_of_table(path: Path, table: pd.DataFrame) -> str:
+    """outputs/sweeps/<name>/<time>/trials.csv -> <name>; else the study name; else the file's folder name."""
+    parts = path.resolve().parts
+    if "sweeps" in parts[:-2]:
+        index = len(parts) - 1 - parts[::-1].index("sweeps")
+        if index + 2 < len(parts):
+            return parts[index + 1]
+    if "study_name" in table.columns and table["study_name"].notna().any():
+        return str(table["study_name"].dropna().iloc[0])
+    return path.parent.name
+
+
+def filter_runs(runs: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Rows matching a pandas query; dotted column names may be written bare (``model.bottleneck > 8``)."""
+    visible = [c for c in runs.columns if not c.startswith("_")]
+    try:
+        kept = runs.query(_backtick_dotted_names(where, runs.columns), engine="python")
+        if not isinstance(kept, pd.DataFrame):
+            raise ValueError("the expression does not select rows")
+    except Exception as error:  # pandas raises many kinds (SyntaxError, UndefinedVariableError, TypeError...)
+        raise AesweepError(f"--where {where!r}: {folded(error)}; columns: {', '.join(visible)}") from None
+    if kept.empty:
+        raise AesweepError(f"--where {where!r} matched none of the {len(runs)} runs")
+    return kept
+
+
+_QUOTED = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`[^`]*`)""")
+
+
+def _backtick_dotted_names(expr: str, columns: Iterable[str]) -> str:
+    dotted = sorted((c for c in columns if not c.isidentifier()), key=len, reverse=True)
+    pieces = _QUOTED.split(expr)
+    for i in range(0, len(pieces), 2):  # even pieces lie outside quotes and backticks
+        for name in dotted:
+            pieces[i] = re.sub(rf"(?<![\w.`]){re.escape(name)}(?![\w`])", f"`{name}`", pieces[i])
+    return "".join(pieces)
+
+
+def minimized(metric: str) -> bool:
+    """Reconstruction errors and losses are better when lower; every other metric when higher."""
+    return "mse" in metric or "loss" in metric
+
+
+def _test_metric(metric: str) -> str | None:
+    return "test." + metric[len("val."):] if metric.startswith("val.") else None
+
+
+def _finished(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return runs[(runs["state"] == COMPLETE) & runs[metric].notna()]
+
+
+def _summarize(group: pd.DataFrame, metric: str) -> dict:
+    """n, mean, sample std (ddof=1; NaN for one run), best value, the best run's test metrics."""
+    values = group[metric].astype(float)
+    best = values.idxmin() if minimized(metric) else values.idxmax()
+    test = _test_metric(metric)
+    summary = {
+        "runs": len(group),
+        f"mean {metric}": values.mean(),
+        f"std {metric}": values.std(ddof=1),
+        f"best {metric}": values[best],
+    }
+    if test and test in group.columns:
+        summary[f"{test} of best"] = group.at[best, test]
+        summary[f"mean {test}"] = group[test].astype(float).mean()
+    summary["best run_dir"] = group.at[best, "run_dir"] if "run_dir" in group.columns else None
+    return summary
+
+
+def configurations(runs: pd.DataFrame, metric: str = record.DEFAULT_OBJECTIVE) -> pd.DataFrame:
+    """One row per configuration (runs differing only by seed): its config columns, sweeps, seeds, summary."""
+    keys = config_columns(runs) + ["_scope"]
+    rows = []
+    for _, group in runs.groupby(keys, dropna=False, sort=False):
+        row = {key: group[key].iloc[0] for key in keys}
+        row["sweep"] = "+".join(sorted(group["sweep"].dropna().astype(str).unique())) if "sweep" in group else ""
+        summary = _summarize(group, metric)
+        row["runs"] = summary.pop("runs")
+        if "seed" in group.columns:
+            row["seeds"] = ",".join(compact(s) for s in sorted(group["seed"].dropna().unique()))
+        row.update(summary)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return table[_shown_config(table, keys) + [c for c in table.columns if c not in keys]]
+
+
+def group_by(runs: pd.DataFrame, by: Sequence[str], metric: str = record.DEFAULT_OBJECTIVE) -> pd.DataFrame:
+    """One row per value of the ``by`` columns, summarizing every run with that value."""
+    config_keys = config_columns(runs) + ["_scope"]
+    rows = []
+    for values, group in runs.groupby(list(by), dropna=False, sort=False):
+        row = dict(zip(by, values))
+        row["runs"] = len(group)
+        row["configs"] = group.groupby(config_keys, dropna=False).ngroups
+        row.update(_summarize(group, metric))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _shown_config(table: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """The config columns worth showing: those whose value differs between rows."""
+    return [k for k in keys if k != "_scope" and table[k].astype(str).nunique(dropna=False) > 1]
+
+
+def baseline_mean(runs: pd.DataFrame, baseline: str | None, metric: str,
+                  warn: Warn = warn_stderr) -> tuple[float, int, str] | None:
+    """(mean, number of runs, label) of the baseline, or None when there is no default baseline sweep.
+
+    ``baseline`` is a sweep name among ``runs`` or a path to load; None means the sweep named 'baseline'.
+    """
+    name = BASELINE_SWEEP if baseline is None else baseline
+    if baseline is not None and Path(baseline).exists():
+        rows, label = load_runs([Path(baseline)], warn), f"'{baseline}'"
+        if metric not in rows.columns:
+            raise ConfigError("--baseline", baseline, f"a table or directory with a {metric} column")
+    else:
+        sweeps = sorted(runs["sweep"].dropna().astype(str).unique()) if "sweep" in runs else []
+        if name not in sweeps:
+            if baseline is None:
+                return None
+            raise ConfigError("--baseline", baseline,
+                              f"a sweep among the inputs ({', '.join(sweeps) or 'none'}) "
+                              "or an existing runs.csv/trials.csv/directory")
+        rows, label = runs[runs["sweep"] == name], f"sweep '{name}'"
+        studies = sorted(rows["study_name"].dropna().astype(str).unique()) if "study_name" in rows else []
+        if len(studies) > 1:
+            # several studies ran the baseline file (other budgets, other names): keep the one named like the
+            # sweep, as the sweeper's own summary does, rather than pool their budgets
+            if name in studies:
+                rows, label = rows[rows["study_name"] == name], f"sweep '{name}', study '{name}'"
+            warn(f"{len(studies)} studies ran sweep '{name}' ({', '.join(studies)}): the baseline is "
+                 f"{'study ' + repr(name) if name in studies else 'all of them pooled'}; --baseline PATH picks one")
+    finished = _finished(rows, metric)
+    if finished.empty:
+        raise AesweepError(f"baseline {label} has no completed run with {metric}")
+    return float(finished[metric].astype(float).mean()), len(finished), label
+
+
+def add_gain(table: pd.DataFrame, metric: str, base: float) -> pd.DataFrame:
+    """Gain of each row's mean over the baseline mean: in points (x100, for fractions) and as a ratio."""
+    table = table.copy()
+    mean = table[f"mean {metric}"].astype(float)
+    table["gain pts"] = (mean - base) * 100.0
+    table["gain ratio"] = mean / base if base else np.nan
+    return table
+
+
+def compare(sources: Sequence[Path], by: str | None = None, where: str | None = None, sort: str | None = None,
+            top: int | None = None, fmt: str = "table", baseline: str | None = None,
+            metric: str = record.DEFAULT_OBJECTIVE, warn: Warn = warn_stderr,
+            note: Warn = warn_stderr) -> str:
+    """The leaderboard as text in ``fmt`` (table, md or csv). Notes go to ``note`` for csv, under the table else."""
+    runs = load_runs(sources, warn)
+    numeric = [c for c in runs.columns
+               if c.startswith(tuple(f"{split}." for split in record.SPLITS)) and is_numeric_column(runs[c])]
+    if metric not in numeric:
+        raise ConfigError("--metric", metric, f"a numeric metric column: {', '.join(numeric) or 'none found'}")
+    keys = None
+    if by:
+        keys = [key.strip() for key in by.split(",") if key.strip()]
+        allowed = config_columns(runs) + [c for c in ("sweep", "seed", "state") if c in runs.columns]
+        for key in keys:
+            if key not in runs.columns:
+                raise ConfigError("--by", key, f"a column of the runs: {', '.join(allowed)}")
+    base = baseline_mean(runs, baseline, metric, warn)
+    notes = []
+    if where:
+        runs = filter_runs(runs, where)
+    finished = _finished(runs, metric)
+    left_out = len(runs) - len(finished)
+    if finished.empty:
+        raise AesweepError(f"none of the {len(runs)} runs completed with a {metric} value")
+    table = group_by(finished, keys, metric) if keys else configurations(finished, metric)
+    if base is not None:
+        table = add_gain(table, metric, base[0])
+    table = table[[c for c in table.columns if c != "best run_dir"] + ["best run_dir"]]
+    table = _sort(table, sort, metric)
+    if top:
+        table = table.head(top)
+
+    unit = f"value of {', '.join(keys)}" if keys else "configuration (runs differing only by seed)"
+    notes.append(f"one row per {unit}; mean and std over its completed runs, std with ddof=1 (empty for a "
+                 "single run); test metrics of its best run")
+    if left_out:
+        notes.append(f"{left_out} pruned, failed or diverged run{'s' * (left_out != 1)} left out")
+    if not keys and "seed" in finished.columns:
+        reruns = int((finished.groupby(config_columns(finished) + ["_scope"], dropna=False)["seed"]
+                      .agg(lambda seeds: len(seeds) > seeds.nunique())).sum())
+        if reruns:
+            notes.append(f"{reruns} configuration{'s' * (reruns != 1)} ran a seed more than once (runs > seeds): "
+                         "their std is partly rerun noise, not only the spread over seeds")
+    if base is not None:
+        notes.append(f"gain: mean {metric} minus the baseline's mean {base[0]:.4f} ({base[2]}, {base[1]} runs), "
+                     "in points and as a ratio")
+    elif baseline is None:
+        notes.append(f"no sweep named '{BASELINE_SWEEP}' among the inputs: no gain columns "
+                     "(use --baseline NAME_OR_PATH)")
+    return format_table(table, fmt, notes, note)
+
+
+def _sort(table: pd.DataFrame, sort: str | None, metric: str) -> pd.DataFrame:
+    column, _, order = (sort or "").partition(":")
+    if not column:
+        return table.sort_values(f"mean {metric}", ascending=minimized(metric), na_position="last",
+                                 kind="stable")
+    if column not in table.columns:
+        raise ConfigError("--sort", sort, f"an output column, optionally with :asc or :desc: "
+                                          f"{', '.join(table.columns)}")
+    if order not in ("", "asc", "desc"):
+        raise ConfigError("--sort", sort, f"{column}, {column}:asc or {column}:desc")
+    try:
+        return table.sort_values(column, ascending=order == "asc", na_position="last", kind="stable")
+    except TypeError:  # mixed types in one column (numbers and text): order by their text
+        return table.sort_values(column, ascending=order == "asc", na_position="last", kind="stable",
+                                 key=lambda values: values.astype(str))

@@ -1,0 +1,123 @@
+"""The link between a sweep and its jobs (the `trial` config node): report each epoch's metric to the Optuna
+trial, stop when pruned.
+
+The sweeper (``hydra_plugins.aesweep_optuna``) fills ``trial.study_name``, ``trial.storage``,
+``trial.trial_id``, ``trial.trial_number`` and ``trial.report`` in every job it launches. The
+train loop builds a ``TrialReporter`` from that node and calls ``report(epoch, metrics)`` after
+each validation; ``True`` means the pruner wants the trial stopped. The pruner is configured once, in
+the sweep file: the sweeper stores its config with the study (``PRUNER_ATTR``) and every job builds the
+same one from there. Optuna is imported lazily: a single run (no sweep) never pays for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from aesweep import record
+from aesweep.errors import ConfigError, one_line
+from aesweep.storage import open_storage
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger(__name__)
+
+# Study user attribute holding the pruner's config ({_target_: ..., args}); the sweeper writes it,
+# jobs build the same pruner from it, so the pruner is configured in one place (the sweep file).
+PRUNER_ATTR = "aesweep.pruner"
+
+def pruner_from_config(pruner_cfg: Mapping[str, Any] | None) -> optuna.pruners.BasePruner:
+    """Build a pruner from ``{_target_: optuna.pruners.X, ...}``; ``None`` means never prune."""
+    import optuna
+    from hydra.utils import instantiate
+
+    if not pruner_cfg:
+        return optuna.pruners.NopPruner()
+    return instantiate(dict(pruner_cfg))
+
+
+PRUNER_FORMS = "null or an optuna.pruners class with its arguments, e.g. {_target_: optuna.pruners.MedianPruner}"
+
+
+def checked_pruner(pruner_cfg: Mapping[str, Any] | None, key: str) -> optuna.pruners.BasePruner:
+    """`pruner_from_config`, with a config that builds no pruner refused in one line naming `key`."""
+    import optuna
+
+    if pruner_cfg is not None and not isinstance(pruner_cfg, Mapping):  # hydra.sweeper.pruner=median
+        raise ConfigError(key, pruner_cfg, PRUNER_FORMS)
+    target = (pruner_cfg or {}).get("_target_")
+    try:
+        pruner = pruner_from_config(pruner_cfg)
+    except Exception as error:  # Hydra wraps the import or argument error; its cause says what is wrong
+        raise ConfigError(key, target, f"{PRUNER_FORMS} ({one_line(error.__cause__ or error)})") from None
+    if not isinstance(pruner, optuna.pruners.BasePruner):
+        raise ConfigError(key, target, PRUNER_FORMS)
+    return pruner
+
+
+class TrialReporter:
+    """Reports one metric per epoch to a running Optuna trial and relays the pruner's verdict."""
+
+    def __init__(self, trial: optuna.Trial, metric: str, prunable: bool) -> None:
+        self.trial = trial
+        self.metric = metric
+        self.prunable = prunable
+
+    @classmethod
+    def from_config(cls, trial_cfg: Mapping[str, Any] | None) -> TrialReporter | None:
+        """The reporter for the trial named in ``cfg.trial``; ``None`` outside a sweep."""
+        if trial_cfg is None or trial_cfg.get("study_name") is None:
+            return None
+        import optuna
+
+        storage = open_storage(str(trial_cfg["storage"]))
+        study_name = str(trial_cfg["study_name"])
+        try:
+            study_id = storage.get_study_id_from_name(study_name)
+        except KeyError:
+            raise ConfigError("trial.study_name", study_name, f"a study in {trial_cfg['storage']}") from None
+        pruner_cfg = storage.get_study_user_attrs(study_id).get(PRUNER_ATTR)
+        study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner_from_config(pruner_cfg))
+        trial_id = int(trial_cfg["trial_id"])
+        try:
+            number = storage.get_trial(trial_id).number
+        except KeyError:
+            raise ConfigError("trial.trial_id", trial_id, f"a trial of study {study_name!r}") from None
+        if trial_cfg.get("trial_number") is not None and number != int(trial_cfg["trial_number"]):
+            raise ConfigError("trial.trial_number", trial_cfg["trial_number"], f"{number} (trial_id {trial_id})")
+        trial = optuna.trial.Trial(study, trial_id)
+        return cls(trial, str(trial_cfg.get("report") or record.DEFAULT_OBJECTIVE), prunable=len(study.directions) == 1)
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+    def report(self, epoch: int, metrics: Mapping[str, Any], last: bool = False) -> bool:
+        """Report ``metrics[report]`` at step ``epoch``; True when the trial should stop now.
+
+        After the ``last`` epoch the value is reported but the pruner is not asked: the training is
+        paid for, and a finished trial tells the sampler more as COMPLETE than as PRUNED (a pruner
+        whose rung or warm-up ends at the last epoch would otherwise throw finished trials away).
+        Multi-objective studies are never pruned (Optuna cannot). A NaN/inf value is not reported:
+        divergence is the train loop's call, not the pruner's. If the sweeper already closed the
+        trial (it was declared stale), the job stops: nobody would record its result.
+        """
+        if not self.prunable:
+            return False
+        value = record.lookup(metrics, self.metric)
+        if value is None:
+            raise ConfigError("trial.report", self.metric, f"one of the reported metrics {record.paths(metrics)}")
+        value = float(value)
+        if not math.isfinite(value):
+            return False
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            self.trial.report(value, step=int(epoch))
+            return not last and self.trial.should_prune()
+        except UpdateFinishedTrialError:
+            log.warning("trial %d was already closed by the sweeper; stopping this job", self.trial.number)
+            return True

@@ -1,0 +1,183 @@
+"""Everything a sweep checks before its first trial, and the study it then runs.
+
+Settings, search space, the trials' configs, sampler, pruner, sweep folder, storage and study are all
+checked here; a mistake ends the command with one ``error:`` line and exit status 2 before anything is
+written. A resumed study must keep its directions, objectives and every parameter's distribution.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig
+
+from aesweep.errors import ConfigError, one_line
+from aesweep.io import check_creatable
+from aesweep.storage import open_storage, resolved
+from aesweep.trial import PRUNER_ATTR
+
+from ._config_check import COMPOSE_KEY, check_trial_configs
+from ._search_space import SearchParam, check_against_config, fixed_overrides, parse_search_space
+from ._settings import SweepSettings, import_class
+from ._workers import claim_lock
+
+log = logging.getLogger(__name__)
+
+ComposeFn = Callable[[list[str]], DictConfig]
+
+# Study user attributes the sweeper keeps, so a resumed or second worker checks itself against them.
+OBJECTIVES_ATTR = "aesweep.objectives"  # the objective metric paths
+SEARCH_SPACE_ATTR = "aesweep.search_space"  # {param: grammar text}
+FIXED_ATTR = "aesweep.fixed"  # the fixed overrides of the command that last ran the study
+
+
+@dataclass
+class Plan:
+    """Everything checked before the first trial."""
+
+    study: optuna.Study
+    storage: Any
+    storage_url: str
+    space: list[SearchParam]
+    objectives: list[str]
+    sweep_dir: Path
+
+    @property
+    def fixed(self) -> list[str]:
+        return fixed_overrides(self.space)
+
+
+def make_plan(settings: SweepSettings, config: DictConfig, compose: ComposeFn,
+              group_options: Callable[[str], list[str]], arguments: list[str], launcher: Any) -> Plan:
+    """Check everything, then open (or create) the study; raises ConfigError for the first mistake."""
+    settings.check_numbers()
+    objectives, directions = settings.objectives_and_directions()
+
+    def compose_checked(overrides: list[str]) -> DictConfig:
+        try:
+            return compose(overrides)
+        except Exception as error:  # Hydra/OmegaConf raise several kinds; one line for the user
+            raise ConfigError(COMPOSE_KEY, " ".join(overrides), one_line(error)) from None
+
+    space = parse_search_space(settings.params, arguments, group_options)
+    if not any(p.searched for p in space):
+        raise ConfigError("hydra.sweeper.params", settings.params, "at least one choice(), range() or interval()")
+    check_against_config(space, compose_checked)
+    validate = app_config_check(config)
+    if validate is not None:
+        check_trial_configs(space, compose_checked, validate)
+    if settings.n_jobs > 1 and type(launcher).__name__ == "BasicLauncher":
+        log.warning("hydra.sweeper.n_jobs=%d with Hydra's basic launcher runs each batch's trials one after "
+                    "another; for trials at once use hydra/launcher=joblib hydra.launcher.n_jobs=%d (docs/sweeps.md)",
+                    settings.n_jobs, settings.n_jobs)
+    sampler = settings.build_sampler(space)
+    pruner = settings.build_pruner(list(config.hydra.overrides.hydra), config.hydra.runtime.choices.get("sweep"))
+    if settings.pruner and len(objectives) > 1:
+        log.warning("pruning is off: Optuna cannot prune multi-objective studies")
+    sweep_dir = Path(os.path.abspath(str(config.hydra.sweep.dir)))  # as Hydra's run_job does
+    check_creatable(str(sweep_dir), "hydra.sweep.dir")  # before the storage: a refused sweep writes nothing
+    storage_url = resolved(settings.storage, Path(config.hydra.runtime.cwd))
+    try:
+        storage = open_storage(storage_url)
+    except ConfigError as error:
+        raise ConfigError("hydra.sweeper.storage", storage_url, error.allowed) from None
+    name = str(settings.study_name or config.hydra.runtime.choices.get("sweep") or config.hydra.job.name)
+    with claim_lock(storage_url, name):
+        try:
+            storage.get_study_id_from_name(name)
+        except KeyError:
+            study = optuna.create_study(storage=storage, sampler=sampler, pruner=pruner, study_name=name,
+                                        directions=directions)
+        else:  # loaded, not created: create_study(load_if_exists=True) appends to a journal even then
+            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+            _check_resumed(settings, study, storage_url, objectives, directions, space)
+            _warn_changed_fixed(study, fixed_overrides(space))
+        recorded_space = study.user_attrs.get(SEARCH_SPACE_ATTR) or {}
+        study.set_user_attr(FIXED_ATTR, fixed_overrides(space))
+        study.set_user_attr(PRUNER_ATTR, settings.pruner)
+        study.set_user_attr(OBJECTIVES_ATTR, objectives)
+        # Kept for parameters this command does not search: searching one again must not change it.
+        study.set_user_attr(SEARCH_SPACE_ATTR, {**recorded_space, **{p.name: p.text for p in space if p.searched}})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(objectives)
+    return Plan(study, storage, storage_url, space, objectives, sweep_dir)
+
+
+def app_config_check(config: DictConfig) -> Callable[[DictConfig], None] | None:
+    """The app's own check of a job's config, when it has one: a Hydra callback (in ``hydra.callbacks``) whose
+    class has a ``check_config(config)`` that raises ConfigError. train.py's config registers one, so a
+    sweep refuses trial configs by the rules a single run obeys; apps without one are not checked."""
+    for callback in (config.hydra.get("callbacks") or {}).values():
+        cls = import_class(callback.get("_target_")) if isinstance(callback, DictConfig) else None
+        check = getattr(cls, "check_config", None)
+        if callable(check):
+            return check
+    return None
+
+
+def _check_resumed(settings: SweepSettings, study: optuna.Study, storage_url: str, objectives: list[str],
+                   directions: list[str], space: list[SearchParam]) -> None:
+    """A resumed study must keep its directions, objectives and each parameter's distribution.
+
+    A parameter's distribution is the one recorded in the study (the grammar text of the command that
+    first searched it), else the one its latest trial was sampled from. Any change (range, choices, step,
+    log scale) is refused: the sampler would model old and new trials as one space (Optuna's own check
+    only refuses a change of kind), and trials.csv would mix ranges.
+    """
+    where = f"study '{study.study_name}' in {storage_url} (or pick a new hydra.sweeper.study_name)"
+    existing = [d.name.lower() for d in study.directions]
+    if existing != directions:
+        raise ConfigError("hydra.sweeper.direction", settings.direction, f"{existing} like the existing {where}")
+    recorded = study.user_attrs.get(OBJECTIVES_ATTR)
+    if recorded is not None and recorded != objectives:
+        raise ConfigError("hydra.sweeper.objective", settings.objective, f"{recorded} like the existing {where}")
+    latest: dict[str, Any] = {}
+    for trial in study.get_trials(deepcopy=False):
+        latest.update(trial.distributions)
+    recorded_space = study.user_attrs.get(SEARCH_SPACE_ATTR) or {}
+    for param in space:
+        if not param.searched:
+            continue
+        stored_text = recorded_space.get(param.name)
+        stored = _distribution(param.name, stored_text) if stored_text is not None else None
+        if stored is None:
+            stored, stored_text = latest.get(param.name), str(latest.get(param.name))
+        if stored is not None and stored != param.distribution:
+            raise ConfigError(
+                param.source, param.text,
+                f"{stored_text}, as study '{study.study_name}' in {storage_url} searches it (a changed range, "
+                "choices, step or log scale needs a new hydra.sweeper.study_name)",
+            )
+
+
+def _warn_changed_fixed(study: optuna.Study, fixed: list[str]) -> None:
+    """Say so when a resumed study's trials run with other fixed settings than its earlier ones.
+
+    Not refused: a resumed study may rightly move to another device or thread count. But a changed
+    data.subset or trainer.epochs puts trials of another budget into one ranking and one sampler model.
+    """
+    before = study.user_attrs.get(FIXED_ATTR)
+    if before is None or sorted(before) == sorted(fixed):
+        return
+    gone, new = sorted(set(before) - set(fixed)), sorted(set(fixed) - set(before))
+    changes = ([f"now {' '.join(new)}"] if new else []) + ([f"before {' '.join(gone)}"] if gone else [])
+    log.warning("study '%s' continues with other fixed settings than its earlier trials: %s; its ranking and "
+                "sampler mix both (a new hydra.sweeper.study_name keeps them apart)", study.study_name,
+                "; ".join(changes))
+
+
+def _distribution(name: str, text: str) -> Any:
+    """The Optuna distribution of a recorded grammar text, or None if it no longer parses."""
+    try:
+        (param,) = parse_search_space({name: text}, [], lambda group: [])  # a group's choice: the same choices
+    except (ConfigError, ValueError):
+        return None
+    return param.distribution
