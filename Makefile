@@ -1,6 +1,6 @@
 # make test  - create .venv, install the project, prepare MNIST, run the tests
 # make sweep - the same set-up, then the default Optuna sweep (python train.py -m sweep=default)
-# make run   - the same set-up, then one run of the seed recipe (python train.py)
+# make run   - the same set-up, then one run of the blog recipe (python train.py)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python

@@ -1,6 +1,6 @@
 """Train one MNIST autoencoder and score its bottleneck as a digit clustering.
 
-    python train.py                                   # the seed blog's recipe
+    python train.py                                   # the blog's recipe
     python train.py model=conv loss=iic optimizer=adam device=cpu
     python train.py -m sweep=default                  # an Optuna search from sweeps/default.yaml
 

@@ -90,7 +90,7 @@ def test_corrupt_mnist_file_is_named_with_its_md5(refused):
 
 def test_unknown_group_option_is_one_error_line_listing_the_options(refused):
     result, run_dir, _ = refused["model=nope"]
-    assert_refused_in_one_line(result, run_dir, "model='nope' is not allowed: one of: conv, mlp, seed")
+    assert_refused_in_one_line(result, run_dir, "model='nope' is not allowed: one of: blog, conv, mlp")
 
 
 def test_model_constructor_mistake_is_one_error_line_too(refused):

@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from aesweep import bench
 from aesweep.bench import cli as bench_cli
 from aesweep.bench import speed, sweeps, trials
-from aesweep.model import SeedAutoencoder
+from aesweep.model import BlogAutoencoder
 
 # Multiply-accumulates per image of each layer of the blog's network, counted by hand:
 # a convolution does (output pixels x output channels) dot products of length (input channels x k x k);
@@ -33,7 +33,7 @@ FIRST_LAYER = "Conv2d(1, 4, 5): 28x28 -> 24x24"
 
 def test_seed_forward_flops_are_twice_the_hand_counted_macs():
     batch = 4
-    model, x = SeedAutoencoder(), torch.rand(batch, 1, 28, 28)
+    model, x = BlogAutoencoder(), torch.rand(batch, 1, 28, 28)
 
     with FlopCounterMode(display=False) as counter:
         model(x)
@@ -46,7 +46,7 @@ def test_seed_training_step_flops_add_weight_and_input_gradients_except_the_imag
     """Backward repeats every layer's MACs once for the weight gradient and once for the input gradient,
     except the first layer's input gradient: the images need none."""
     batch = 4
-    model, x = SeedAutoencoder(), torch.rand(batch, 1, 28, 28)
+    model, x = BlogAutoencoder(), torch.rand(batch, 1, 28, 28)
     macs = sum(SEED_MACS_PER_IMAGE.values())
 
     flops = speed.step_flops(lambda: F.mse_loss(model(x), x))
@@ -63,20 +63,20 @@ def test_smallest_cpu_run_writes_csv_and_markdown_with_positive_measurements(tmp
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the machine is shared; one thread per process
     out = tmp_path / "bench" / "bench.csv"
 
-    status = bench.main(["--device", "cpu", "--modes", "seed-loop,eager", "--warmup", "1", "--steps", "2",
+    status = bench.main(["--device", "cpu", "--modes", "blog-loop,eager", "--warmup", "1", "--steps", "2",
                          "--repeats", "1", "--batch-size", "16", "--override", f"data.root={mnist_root}",
                          "--out", str(out)])
 
     assert status == 0
     table = pd.read_csv(out)
     assert list(table.columns) == speed.COLUMNS
-    assert list(table["mode"]) == ["seed-loop", "eager"]
-    for column in ("images_per_s", "s_per_epoch", "vs_seed", "gflop_per_step", "floor_s_per_epoch", "achieved",
+    assert list(table["mode"]) == ["blog-loop", "eager"]
+    for column in ("images_per_s", "s_per_epoch", "vs_blog", "gflop_per_step", "floor_s_per_epoch", "achieved",
                    "peak_rss_mb"):
         assert (table[column] > 0).all(), column
     assert list(table["timed_steps"]) == [2, 2]
     assert list(table["batch_size"]) == [16, 16]
-    assert table.loc[0, "vs_seed"] == 1
+    assert table.loc[0, "vs_blog"] == 1
     assert table.loc[1, "loss_vs_eager"] == 0
     assert table["s_per_epoch"].tolist() == pytest.approx((60_000 / table["images_per_s"]).tolist(), rel=1e-2)
     markdown = out.with_suffix(".md").read_text()
@@ -143,7 +143,7 @@ def test_unknown_mode_is_a_one_line_error_naming_the_known_ones(capsys):
 
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith("aesweep bench: error: --modes='warp' is not allowed: mode names for cpu: seed-loop, ")
+    assert err.startswith("aesweep bench: error: --modes='warp' is not allowed: mode names for cpu: blog-loop, ")
 
 
 def test_absent_gpu_is_a_one_line_error(capsys):
@@ -166,7 +166,7 @@ def test_table_rates_modes_against_the_seed_loop_and_losses_against_eager():
     modes = speed.speed_modes("cpu", 128, 0.01, cpu_count=2)
     by_name = {m.name: m for m in modes}
     rows = [
-        speed.mode_row(by_name["seed-loop"], measured(2.0, None), 1, 10),
+        speed.mode_row(by_name["blog-loop"], measured(2.0, None), 1, 10),
         speed.mode_row(by_name["eager"], measured(1.0, 0.2), 1, 10),
         speed.mode_row(by_name["channels_last"], measured(0.5, 0.2002), 1, 10),
         speed.mode_row(by_name["amp"], {}, 1, 10),
@@ -175,8 +175,8 @@ def test_table_rates_modes_against_the_seed_loop_and_losses_against_eager():
 
     table = speed.speed_table(rows).set_index("mode")
 
-    assert table.loc["seed-loop", "images_per_s"] == 640
-    assert table["vs_seed"].tolist()[:3] == [1, 2, 4]
+    assert table.loc["blog-loop", "images_per_s"] == 640
+    assert table["vs_blog"].tolist()[:3] == [1, 2, 4]
     assert table.loc["channels_last", "loss_vs_eager"] == pytest.approx(0.001)
     assert math.isnan(table.loc["batch=512", "loss_vs_eager"])  # another batch size: other steps, not comparable
     assert table.loc["eager", "floor_s_per_epoch"] == pytest.approx(2.4e9 * 60_000 / 128 / 1e11)
@@ -503,7 +503,7 @@ def test_tables_read_from_sweeps_refuse_an_unwritable_out_before_reading(command
 def test_an_unknown_model_names_the_option_and_the_config_files(capsys):
     assert bench.main(["--model", "nope", "--device", "cpu"]) == 2
 
-    assert capsys.readouterr().err == "aesweep bench: error: --model='nope' is not allowed: one of: conv, mlp, seed\n"
+    assert capsys.readouterr().err == "aesweep bench: error: --model='nope' is not allowed: one of: blog, conv, mlp\n"
 
 
 def test_an_override_that_is_not_key_equals_value_is_refused_by_the_parser(capsys):

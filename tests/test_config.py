@@ -15,7 +15,7 @@ def test_default_config_composes_and_validates():
 
 def test_default_config_is_the_seed_recipe():
     cfg = compose_config()
-    assert cfg.model._target_ == "aesweep.model.SeedAutoencoder"
+    assert cfg.model._target_ == "aesweep.model.BlogAutoencoder"
     assert (cfg.model.bottleneck, cfg.model.bottleneck_activation, cfg.model.activation) == (10, "softmax", "relu")
     assert (cfg.optimizer._target_, cfg.optimizer.lr, cfg.optimizer.momentum) == ("torch.optim.SGD", 0.01, 0.5)
     assert (cfg.loss.recon, cfg.eval.readout, cfg.eval.n_clusters) == ("mse", "argmax", 10)
@@ -119,7 +119,7 @@ def test_command_line_mistakes_hydra_would_report_in_many_lines_are_one_config_e
 
 def test_command_line_check_lets_valid_overrides_and_flags_through():
     check_command_line(
-        ["-m", "sweep=smoke", "model=conv,seed", "optimizer.lr=tag(log, interval(1e-4, 1e-2))",
+        ["-m", "sweep=smoke", "model=conv,blog", "optimizer.lr=tag(log, interval(1e-4, 1e-2))",
          "hydra/launcher=joblib", "--cfg", "job", "sweep=null", "~trial.report", "+extra=1"],
         CONF_DIR,
     )
@@ -130,7 +130,7 @@ def test_command_line_check_lets_valid_overrides_and_flags_through():
     [
         (["trainer.epoch=3"], "trainer.epoch", "did you mean trainer.epochs? write +trainer.epoch=3 to add a new key"),
         (["modle=conv"], "modle", "did you mean model?"),
-        (["model.dropout=0.1"], "model.dropout", "model=seed has no dropout (model=conv, mlp has)"),
+        (["model.dropout=0.1"], "model.dropout", "model=blog has no dropout (model=conv, mlp has)"),
         (["optimizer=adam", "optimizer.momentum=0.9"], "optimizer.momentum",
          "optimizer=adam has no momentum (optimizer=rmsprop, sgd has)"),
         (["-m", "sweep=smoke", "hydra.sweeper.samplr.seed=1"], "hydra.sweeper.samplr.seed",

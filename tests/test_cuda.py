@@ -41,7 +41,7 @@ def trained(cuda_graph: bool, *overrides: str):
 
 @needs_cuda
 @pytest.mark.parametrize("overrides", [
-    pytest.param([], id="seed-recipe-sgd"),
+    pytest.param([], id="blog-recipe-sgd"),
     pytest.param(["model=conv", "optimizer=adam", "scheduler=cosine", "trainer.grad_clip=1.0"], id="adam-cosine-bn"),
 ])
 def test_graphed_step_trains_like_the_eager_step(overrides):

@@ -246,7 +246,7 @@ def test_mapping_is_fitted_on_the_fit_split_not_on_the_split_it_scores():
     refitted = fit_and_score(clusters, labels, clusters, labels, n_clusters=2)
     assert honest["mapped_acc"] == ref_accuracy(clusters, labels, [1, 3]) == 3 / 6
     assert honest["hungarian_acc"] == 3 / 6
-    # Fitting on the scored split (the seed's mistake) would have reported more.
+    # Fitting on the scored split (the blog's mistake) would have reported more.
     assert refitted["mapped_acc"] == refitted["hungarian_acc"] == 4 / 6
 
 

@@ -1,11 +1,11 @@
-"""Autoencoders: the seed network layer for layer, and the conv / mlp generalisations' shapes and knobs."""
+"""Autoencoders: the blog's network layer for layer, and the conv / mlp generalisations' shapes and knobs."""
 
 import pytest
 import torch
 from torch import nn
 
 from aesweep.errors import ConfigError
-from aesweep.model import ConvAutoencoder, LogitsLinear, MLPAutoencoder, SeedAutoencoder, count_parameters
+from aesweep.model import ConvAutoencoder, LogitsLinear, MLPAutoencoder, BlogAutoencoder, count_parameters
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU,
                "tanh": nn.Tanh}
@@ -38,11 +38,11 @@ def describe(layer: nn.Module) -> tuple:
     return (type(layer).__name__,)
 
 
-# ---------------------------------------------------------------- the seed network
+# ---------------------------------------------------------------- the blog's network
 
 
 def test_seed_encoder_is_the_blogs_layer_list():
-    assert [describe(layer) for layer in SeedAutoencoder().encoder] == [
+    assert [describe(layer) for layer in BlogAutoencoder().encoder] == [
         ("Conv2d", 1, 4, (5, 5), (1, 1), (0, 0)),
         ("ReLU",),
         ("Conv2d", 4, 8, (5, 5), (1, 1), (0, 0)),
@@ -54,7 +54,7 @@ def test_seed_encoder_is_the_blogs_layer_list():
 
 
 def test_seed_decoder_is_the_blogs_layer_list():
-    assert [describe(layer) for layer in SeedAutoencoder().decoder] == [
+    assert [describe(layer) for layer in BlogAutoencoder().decoder] == [
         ("Linear", 10, 400),
         ("ReLU",),
         ("Linear", 400, 4000),
@@ -67,7 +67,7 @@ def test_seed_decoder_is_the_blogs_layer_list():
 
 
 def test_seed_layer_output_shapes(images):
-    model = SeedAutoencoder()
+    model = BlogAutoencoder()
     assert layer_outputs(model.encoder, images) == [
         (nn.Conv2d, (4, 24, 24)),
         (nn.ReLU, (4, 24, 24)),
@@ -91,29 +91,29 @@ def test_seed_layer_output_shapes(images):
 
 def test_seed_has_the_blogs_exact_parameter_count():
     # conv 104 + conv 808 + linear 32,010 | linear 4,400 + linear 1,604,000 + convT 2,510 + convT 251
-    assert count_parameters(SeedAutoencoder()) == 1_644_083
+    assert count_parameters(BlogAutoencoder()) == 1_644_083
 
 
 def test_seed_bottleneck_width_changes_only_the_two_layers_around_it():
     # Linear(3200,w) and Linear(w,400): (3200+1)*w + (w*400+400); width 10 gives the blog's count
-    assert count_parameters(SeedAutoencoder(bottleneck=16)) == 1_644_083 + 6 * (3200 + 1) + 6 * 400
+    assert count_parameters(BlogAutoencoder(bottleneck=16)) == 1_644_083 + 6 * (3200 + 1) + 6 * 400
 
 
 def test_seed_encoder_alone_gives_a_softmax_code_per_image(images):
-    code = SeedAutoencoder().encoder(images)
+    code = BlogAutoencoder().encoder(images)
     assert code.shape == (BATCH, 10)
     assert torch.allclose(code.sum(dim=1), torch.ones(BATCH), atol=1e-6)
     assert (code >= 0).all()
 
 
 def test_seed_forward_is_decoder_of_encoder(images):
-    model = SeedAutoencoder()
+    model = BlogAutoencoder()
     assert torch.equal(model(images), model.decoder(model.encoder(images)))
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_seed_hidden_activation_is_configurable(activation):
-    hidden = [type(layer) for layer in SeedAutoencoder(activation=activation).encoder[1:4:2]]
+    hidden = [type(layer) for layer in BlogAutoencoder(activation=activation).encoder[1:4:2]]
     assert hidden == [ACTIVATIONS[activation]] * 2
 
 
@@ -189,7 +189,7 @@ def test_conv_kernels_and_strides_are_per_layer_lists():
 
 # ---------------------------------------------------------------- the bottleneck activation
 
-MODELS = [SeedAutoencoder, ConvAutoencoder, MLPAutoencoder]
+MODELS = [BlogAutoencoder, ConvAutoencoder, MLPAutoencoder]
 
 
 @pytest.mark.parametrize("model_class", MODELS)
@@ -218,7 +218,7 @@ def test_no_bottleneck_activation_passes_logits_through(images, model_class):
 def test_higher_temperature_flattens_the_code_but_keeps_each_images_winner(images):
     def code_at(temperature):
         torch.manual_seed(0)  # same weights at every temperature
-        return SeedAutoencoder(temperature=temperature).encoder(images)
+        return BlogAutoencoder(temperature=temperature).encoder(images)
 
     sharp, flat = code_at(0.1), code_at(10.0)
     assert torch.equal(sharp.argmax(dim=1), flat.argmax(dim=1))

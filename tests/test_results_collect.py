@@ -25,7 +25,7 @@ def make_config(bottleneck=10, optimizer="torch.optim.SGD", lr=0.01, seed=0):
         "seed": seed,
         "trial": {"study_name": None, "storage": None, "trial_id": None, "trial_number": None},
         "data": {"subset": 2000, "batch_size": 64},
-        "model": {"_target_": "aesweep.model.SeedAutoencoder", "bottleneck": bottleneck,
+        "model": {"_target_": "aesweep.model.BlogAutoencoder", "bottleneck": bottleneck,
                   "activation": "relu", "hidden": [128, 64]},
         "optimizer": {"_target_": optimizer, "_partial_": True, "lr": lr},
         "trainer": {"epochs": 5, "batch_size": "${data.batch_size}",
@@ -126,7 +126,7 @@ def test_collect_flattens_config_to_dotted_columns_with_short_target_names(outpu
     single = row(runs, SINGLE)
 
     assert single["optimizer"] == "Adam"
-    assert single["model"] == "SeedAutoencoder"
+    assert single["model"] == "BlogAutoencoder"
     assert single["optimizer.lr"] == 0.001
     assert single["model.bottleneck"] == 10
     assert single["model.hidden"] == "[128, 64]"

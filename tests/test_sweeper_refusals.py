@@ -210,8 +210,8 @@ def test_a_fixed_value_that_fails_with_every_searched_value_is_refused_in_the_ch
 def test_a_group_option_whose_trials_cannot_compose_is_refused(project):
     space, compose_config = project
     with pytest.raises(ConfigError) as refused:  # model.hidden exists under mlp, not under seed
-        check_trial_configs(space("smoke", "model=choice(seed, mlp)", "model.hidden=[64]"), compose_config, validate)
+        check_trial_configs(space("smoke", "model=choice(blog, mlp)", "model.hidden=[64]"), compose_config, validate)
     assert str(refused.value).startswith(
-        "model='choice(seed, mlp)' is not allowed: choices that can pass the config check; seed cannot with the rest "
+        "model='choice(blog, mlp)' is not allowed: choices that can pass the config check; blog cannot with the rest "
         "of the sweep (overrides="
     )

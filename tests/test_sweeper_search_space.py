@@ -14,7 +14,7 @@ from hydra_plugins.aesweep_optuna._search_space import (
     parse_search_space,
 )
 
-GROUPS = {"model": ["conv", "mlp", "seed"], "optimizer": ["adam", "sgd"]}
+GROUPS = {"model": ["blog", "conv", "mlp"], "optimizer": ["adam", "sgd"]}
 
 
 def group_options(name):
@@ -112,7 +112,7 @@ def test_malformed_grammar_is_one_config_error_naming_key_and_value(text, allowe
 
 
 def test_unknown_group_option_is_rejected_with_the_options():
-    with pytest.raises(ConfigError, match="options of this config group: conv, mlp, seed"):
+    with pytest.raises(ConfigError, match="options of this config group: blog, conv, mlp"):
         param("choice(conv, transformer)", "model")
 
 

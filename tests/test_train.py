@@ -14,7 +14,7 @@ from PIL import Image
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from aesweep.metrics import UNMAPPED, fit_cluster_to_label_map, fit_one_to_one_map
-from aesweep.model import SeedAutoencoder
+from aesweep.model import BlogAutoencoder
 from aesweep.train import run
 
 pytestmark = pytest.mark.integration
@@ -32,25 +32,25 @@ def strict_json(path):
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
-# ---------------------------------------------------------------- the seed recipe, 2 epochs on 6000 images
+# ---------------------------------------------------------------- the blog recipe, 2 epochs on 6000 images
 
 
 @pytest.fixture(scope="module")
-def seed_run(tmp_path_factory, mnist_root):
-    run_dir = tmp_path_factory.mktemp("seed") / "run"
+def blog_run(tmp_path_factory, mnist_root):
+    run_dir = tmp_path_factory.mktemp("blog") / "run"
     result = train_py("trainer.epochs=2", "data.subset=6000", "device=cpu", f"hydra.run.dir={run_dir}")
     return result, run_dir
 
 
 @pytest.fixture(scope="module")
-def seed_metrics(seed_run):
-    result, run_dir = seed_run
+def blog_metrics(blog_run):
+    result, run_dir = blog_run
     assert result.returncode == 0, result.stderr
     return strict_json(run_dir / "metrics.json")
 
 
-def test_run_exits_0_without_errors(seed_run):
-    result, _ = seed_run
+def test_run_exits_0_without_errors(blog_run):
+    result, _ = blog_run
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
 
@@ -60,31 +60,31 @@ def test_run_exits_0_without_errors(seed_run):
     ["metrics.json", "history.csv", "confusion.png", "reconstructions.png", "model.pt", ".hydra/config.yaml",
      ".hydra/overrides.yaml"],
 )
-def test_run_writes_its_file(seed_run, name):
-    _, run_dir = seed_run
+def test_run_writes_its_file(blog_run, name):
+    _, run_dir = blog_run
     assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0
 
 
-def test_run_leaves_no_temporary_files(seed_run):
-    _, run_dir = seed_run
+def test_run_leaves_no_temporary_files(blog_run):
+    _, run_dir = blog_run
     assert [p.name for p in run_dir.rglob("*") if ".tmp" in p.name] == []
 
 
-def test_reconstructions_png_is_16_originals_above_their_reconstructions(seed_run):
-    _, run_dir = seed_run
+def test_reconstructions_png_is_16_originals_above_their_reconstructions(blog_run):
+    _, run_dir = blog_run
     with Image.open(run_dir / "reconstructions.png") as image:
         assert image.format == "PNG"
         assert image.size == (16 * 30 + 2, 2 * 30 + 2)  # 28 px images on torchvision's 2 px grid
 
 
-def test_confusion_png_is_a_png_image(seed_run):
-    _, run_dir = seed_run
+def test_confusion_png_is_a_png_image(blog_run):
+    _, run_dir = blog_run
     with Image.open(run_dir / "confusion.png") as image:
         assert image.format == "PNG" and min(image.size) >= 100
 
 
-def test_history_has_one_row_per_epoch_with_the_documented_columns(seed_run):
-    _, run_dir = seed_run
+def test_history_has_one_row_per_epoch_with_the_documented_columns(blog_run):
+    _, run_dir = blog_run
     history = pd.read_csv(run_dir / "history.csv")
     assert list(history.columns) == HISTORY_COLUMNS
     assert history["epoch"].tolist() == [1, 2]
@@ -94,25 +94,25 @@ def test_history_has_one_row_per_epoch_with_the_documented_columns(seed_run):
     assert history["loss"][1] < history["loss"][0]  # it learns
 
 
-def test_history_last_epoch_val_metrics_equal_the_final_ones(seed_run, seed_metrics):
-    _, run_dir = seed_run
+def test_history_last_epoch_val_metrics_equal_the_final_ones(blog_run, blog_metrics):
+    _, run_dir = blog_run
     last = pd.read_csv(run_dir / "history.csv").iloc[-1]
     for key in METRIC_KEYS:
-        assert last[f"val.{key}"] == pytest.approx(seed_metrics["val"][key], rel=1e-12)
+        assert last[f"val.{key}"] == pytest.approx(blog_metrics["val"][key], rel=1e-12)
 
 
-def test_metrics_describe_the_completed_run(seed_metrics):
-    assert seed_metrics["status"] == "completed" and seed_metrics["reason"] is None
-    assert (seed_metrics["epochs"], seed_metrics["epochs_planned"]) == (2, 2)
-    assert seed_metrics["params"] == 1_644_083
-    assert (seed_metrics["device"], seed_metrics["seed"], seed_metrics["trial"]) == ("cpu", 0, None)
-    assert seed_metrics["seconds"] > 0
-    assert set(seed_metrics["versions"]) == {"python", "torch", "torchvision", "hydra", "optuna", "numpy"}
+def test_metrics_describe_the_completed_run(blog_metrics):
+    assert blog_metrics["status"] == "completed" and blog_metrics["reason"] is None
+    assert (blog_metrics["epochs"], blog_metrics["epochs_planned"]) == (2, 2)
+    assert blog_metrics["params"] == 1_644_083
+    assert (blog_metrics["device"], blog_metrics["seed"], blog_metrics["trial"]) == ("cpu", 0, None)
+    assert blog_metrics["seconds"] > 0
+    assert set(blog_metrics["versions"]) == {"python", "torch", "torchvision", "hydra", "optuna", "numpy"}
 
 
 @pytest.mark.parametrize("split", ["fit", "val", "test"])
-def test_split_metrics_are_in_range(seed_metrics, split):
-    scores = seed_metrics[split]
+def test_split_metrics_are_in_range(blog_metrics, split):
+    scores = blog_metrics[split]
     assert list(scores) == METRIC_KEYS
     for key in ("mapped_acc", "hungarian_acc", "nmi"):
         assert 0 <= scores[key] <= 1
@@ -121,56 +121,56 @@ def test_split_metrics_are_in_range(seed_metrics, split):
     assert 0 < scores["recon_mse"] < 1
 
 
-def test_on_the_fit_split_the_majority_mapping_scores_at_least_the_one_to_one_matching(seed_metrics):
-    assert seed_metrics["fit"]["hungarian_acc"] <= seed_metrics["fit"]["mapped_acc"]
+def test_on_the_fit_split_the_majority_mapping_scores_at_least_the_one_to_one_matching(blog_metrics):
+    assert blog_metrics["fit"]["hungarian_acc"] <= blog_metrics["fit"]["mapped_acc"]
 
 
-def test_confusion_matrices_count_the_fit_and_test_images(seed_metrics):
-    fit, test = np.array(seed_metrics["confusion"]["fit"]), np.array(seed_metrics["confusion"]["test"])
+def test_confusion_matrices_count_the_fit_and_test_images(blog_metrics):
+    fit, test = np.array(blog_metrics["confusion"]["fit"]), np.array(blog_metrics["confusion"]["test"])
     assert fit.shape == test.shape == (10, 10)  # cluster x digit
     assert (fit.sum(), test.sum()) == (6000, 10000)
     # official test set digit counts
     assert test.sum(axis=0).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def test_mapping_is_fitted_on_the_fit_split(seed_metrics):
-    fit = np.array(seed_metrics["confusion"]["fit"])
-    assert seed_metrics["mapping"] == fit_cluster_to_label_map(fit).tolist()
+def test_mapping_is_fitted_on_the_fit_split(blog_metrics):
+    fit = np.array(blog_metrics["confusion"]["fit"])
+    assert blog_metrics["mapping"] == fit_cluster_to_label_map(fit).tolist()
 
 
-def test_test_accuracies_recomputed_from_the_confusion_matrices(seed_metrics):
-    fit, test = np.array(seed_metrics["confusion"]["fit"]), np.array(seed_metrics["confusion"]["test"])
+def test_test_accuracies_recomputed_from_the_confusion_matrices(blog_metrics):
+    fit, test = np.array(blog_metrics["confusion"]["fit"]), np.array(blog_metrics["confusion"]["test"])
 
     def accuracy(mapping):  # images of cluster c count right when c's fitted digit is their label
         return sum(test[c, d] for c, d in enumerate(mapping) if d != UNMAPPED) / test.sum()
 
-    assert seed_metrics["test"]["mapped_acc"] == accuracy(fit_cluster_to_label_map(fit))
-    assert seed_metrics["test"]["hungarian_acc"] == accuracy(fit_one_to_one_map(fit))
-    assert seed_metrics["test"]["clusters_used"] == int((test.sum(axis=1) > 0).sum())
+    assert blog_metrics["test"]["mapped_acc"] == accuracy(fit_cluster_to_label_map(fit))
+    assert blog_metrics["test"]["hungarian_acc"] == accuracy(fit_one_to_one_map(fit))
+    assert blog_metrics["test"]["clusters_used"] == int((test.sum(axis=1) > 0).sum())
 
 
-def test_fit_accuracy_recomputed_from_its_own_confusion_matrix(seed_metrics):
-    fit = np.array(seed_metrics["confusion"]["fit"])
-    assert seed_metrics["fit"]["mapped_acc"] == fit.max(axis=1).sum() / fit.sum()
+def test_fit_accuracy_recomputed_from_its_own_confusion_matrix(blog_metrics):
+    fit = np.array(blog_metrics["confusion"]["fit"])
+    assert blog_metrics["fit"]["mapped_acc"] == fit.max(axis=1).sum() / fit.sum()
 
 
-def test_test_nmi_and_ari_recomputed_from_the_confusion_matrix(seed_metrics):
-    test = np.array(seed_metrics["confusion"]["test"])
+def test_test_nmi_and_ari_recomputed_from_the_confusion_matrix(blog_metrics):
+    test = np.array(blog_metrics["confusion"]["test"])
     clusters, labels = np.nonzero(test)
     counts = test[clusters, labels]
     clusters, labels = np.repeat(clusters, counts), np.repeat(labels, counts)
-    assert seed_metrics["test"]["nmi"] == pytest.approx(normalized_mutual_info_score(labels, clusters), abs=1e-12)
-    assert seed_metrics["test"]["ari"] == pytest.approx(adjusted_rand_score(labels, clusters), abs=1e-12)
+    assert blog_metrics["test"]["nmi"] == pytest.approx(normalized_mutual_info_score(labels, clusters), abs=1e-12)
+    assert blog_metrics["test"]["ari"] == pytest.approx(adjusted_rand_score(labels, clusters), abs=1e-12)
 
 
-def test_saved_weights_load_into_the_seed_model(seed_run):
-    _, run_dir = seed_run
+def test_saved_weights_load_into_the_seed_model(blog_run):
+    _, run_dir = blog_run
     state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
-    SeedAutoencoder().load_state_dict(state)  # strict: same layers, same shapes
+    BlogAutoencoder().load_state_dict(state)  # strict: same layers, same shapes
 
 
-def test_hydra_config_records_the_overrides(seed_run):
-    _, run_dir = seed_run
+def test_hydra_config_records_the_overrides(blog_run):
+    _, run_dir = blog_run
     text = (run_dir / ".hydra" / "overrides.yaml").read_text()
     assert "trainer.epochs=2" in text and "data.subset=6000" in text
 
@@ -299,7 +299,7 @@ def test_amp_true_on_a_cpu_without_native_bf16_is_refused_naming_the_key(monkeyp
 
 
 def epoch_losses(mnist_root, *overrides: str) -> list[float]:
-    """Mean training loss of 3 epochs of the seed recipe on 1,024 images, with the overrides given."""
+    """Mean training loss of 3 epochs of the blog recipe on 1,024 images, with the overrides given."""
     from aesweep.data import load_splits
     from aesweep.train import build_training, train_one_epoch
 

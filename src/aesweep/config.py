@@ -274,7 +274,7 @@ def check_keys_exist(overrides: list, conf_dir: Path) -> None:
 
     Hydra refuses it too ("Could not override ... Key 'epoch' is not in struct", several lines, exit 1).
     The config is composed with the command line's group choices, so a key that only another option of
-    its group has (model.dropout under model=seed) is named as such. Searched values (`a=1,2`,
+    its group has (model.dropout under model=blog) is named as such. Searched values (`a=1,2`,
     `choice(...)`) are the sweeper's to check, and a swept group leaves the keys open.
     """
     from hydra import compose, initialize_config_dir

@@ -1,9 +1,9 @@
 """Scoring of cluster assignments against digit labels.
 
 The autoencoder never sees a label. Its bottleneck is turned into a cluster id per image by a
-*readout* (the seed's "most active unit", or k-means), and clusters are then scored against the
-true digits. The headline number, ``mapped_acc``, follows the seed blog: each cluster is mapped
-to the digit it holds most often. Unlike the seed, which fitted that mapping on the test set it
+*readout* (the blog's "most active unit", or k-means), and clusters are then scored against the
+true digits. The headline number, ``mapped_acc``, follows the blog: each cluster is mapped
+to the digit it holds most often. Unlike the blog, which fitted that mapping on the test set it
 then scored, the mapping here is fitted on the training ("fit") split and only *applied* to the
 split being scored, so the number is an honest held-out accuracy.
 
@@ -55,7 +55,7 @@ def confusion_matrix(
     Rows are cluster ids and columns are digits, so row ``c`` is what cluster ``c`` holds. Every
     cluster gets a row even when no image landed in it, which keeps matrices from different
     splits the same shape and lets the mapping be fitted on one and applied to another.
-    (The seed's plot is the transpose: digit rows, neuron columns.)
+    (The blog's plot is the transpose: digit rows, neuron columns.)
     """
     clusters = _as_ids(clusters, "clusters", n_clusters)
     labels = _as_ids(labels, "labels", n_classes)
@@ -65,9 +65,9 @@ def confusion_matrix(
 
 
 def fit_cluster_to_label_map(fit_confusion: ArrayLike) -> NDArray[np.int64]:
-    """The seed's mapping: each cluster -> the digit it holds most often in the fit split.
+    """The blog's mapping: each cluster -> the digit it holds most often in the fit split.
 
-    Returns int64 [n_clusters]. Several clusters may map to the same digit (that is the seed's
+    Returns int64 [n_clusters]. Several clusters may map to the same digit (that is the blog's
     rule, and why it can beat a one-to-one matching when there are more clusters than digits).
     A cluster that is empty in the fit split has no evidence for any digit and maps to
     ``UNMAPPED`` (-1): images that land in it in another split are counted wrong rather than
@@ -127,7 +127,7 @@ def score_assignments(
 ) -> dict[str, float | int]:
     """All cluster-quality numbers for one split, given mappings fitted on the fit split.
 
-    Keys: ``mapped_acc`` (seed's many-to-one mapping), ``hungarian_acc`` (one-to-one mapping),
+    Keys: ``mapped_acc`` (the blog's many-to-one mapping), ``hungarian_acc`` (one-to-one mapping),
     ``nmi`` and ``ari`` (scikit-learn; they need no mapping, so they are the same whichever split
     a mapping came from), ``clusters_used`` (distinct clusters that occur in *this* split, which
     exposes collapse onto a few units). Values are plain Python ``float``/``int`` for JSON.
@@ -167,7 +167,7 @@ def _as_activations(z: ArrayLike) -> NDArray[np.floating]:
 
 
 class ArgmaxReadout:
-    """The seed's rule: an image belongs to its most active bottleneck unit.
+    """The blog's rule: an image belongs to its most active bottleneck unit.
 
     Nothing to fit. Ties go to the lowest unit (``np.argmax``). Unit ids must fit in
     ``n_clusters``, i.e. width <= n_clusters; the config check (width == eval.n_clusters unless

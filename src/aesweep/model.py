@@ -87,7 +87,7 @@ class Autoencoder(nn.Module):
         return torch.softmax(logits / self.encoder[-1].temperature, dim=1)
 
 
-class SeedAutoencoder(Autoencoder):
+class BlogAutoencoder(Autoencoder):
     """The blog's network, layer for layer; 1,644,083 parameters at the default width of 10."""
 
     def __init__(

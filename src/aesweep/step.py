@@ -54,7 +54,7 @@ def amp_enabled(cfg: DictConfig, device: torch.device) -> bool:
     """trainer.amp: bf16 autocast of the training step (the bottleneck's logits stay float32).
 
     auto = on for CPUs that compute in bf16 natively (AVX512-BF16, AMX) when the objective is
-    reconstruction alone: there it made the seed model's epochs ~1.4x faster with the same
+    reconstruction alone: there it made the blog model's epochs ~1.4x faster with the same
     val.mapped_acc over seeds. With clustering terms it stays off: over 10 seeds of an IIC recipe bf16
     scored 1.9 points lower on average (within the seeds' spread, but not shown harmless). Off on CUDA,
     where it gained nothing on the H100. Asking for it where bf16 would be emulated (older CPUs: several
@@ -99,7 +99,7 @@ class TrainingStep:
     """One optimisation step (forward, loss, backward, clip, optimizer, lr schedule) on one batch.
 
     On CUDA (trainer.cuda_graph=auto) the step is captured once as a CUDA graph and then replayed with
-    a single launch: the seed model at batch 128 is launch-bound on a GPU (3.2 ms per eager step on an
+    a single launch: the blog model at batch 128 is launch-bound on a GPU (3.2 ms per eager step on an
     H100, for 2.4 GFLOP), and replay made its epochs 3.8x faster there. What a replay needs
     to see change lives in device tensors the graph reads: the batch (copied into `static_x`), the
     clustering-term ramp and, for Adam/AdamW, the lr. Steps of another batch size (the epoch's last,

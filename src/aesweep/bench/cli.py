@@ -85,8 +85,8 @@ def model_options() -> list[str]:
 
 def _add_model_options(parser: argparse.ArgumentParser, command: str) -> None:
     helps = MODEL_OPTION_HELP[command]
-    parser.add_argument("--model", default="seed",
-                        help=f"model config group option: {' | '.join(model_options())} (default: seed)")
+    parser.add_argument("--model", default="blog",
+                        help=f"model config group option: {' | '.join(model_options())} (default: blog)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", type=hydra_override,
                         help=f"any Hydra override {helps['override']}")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto (cuda if present) | cpu | cuda")

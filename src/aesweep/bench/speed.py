@@ -1,9 +1,9 @@
-"""`aesweep bench [speed]`: how fast the project trains, measured side by side with the seed blog's own loop.
+"""`aesweep bench [speed]`: how fast the project trains, measured side by side with the blog's own loop.
 
 Speed is the default subcommand. Every mode runs in a fresh Python process, so each gets a clean thread
 pool, a clean compile state and its own peak resident memory. A mode is a list of Hydra overrides on
 the composed project config (`conf/`), so it measures exactly what those config switches do:
-  seed-loop      the blog's loop as written: torchvision MNIST + ToTensor, DataLoader(batch_size,
+  blog-loop      the blog's loop as written: torchvision MNIST + ToTensor, DataLoader(batch_size,
                  shuffle=True, num_workers=4), MSELoss, SGD(lr=0.01, momentum=0.5); model from the config
   default        the project's loop with the config's own defaults (the row the targets are about)
   eager          the project's loop with every speed switch off
@@ -40,9 +40,9 @@ from aesweep.bench.common import (base_overrides, checked_out, machine_descripti
 from aesweep.errors import ConfigError
 from aesweep.io import writing_to
 
-EPOCH_IMAGES = 60_000  # the seed's epoch: every MNIST training image once
-SEED_LOOP_WORKERS = 4  # DataLoader(num_workers=4), as in the blog
-SEED_LOOP_LR, SEED_LOOP_MOMENTUM = 0.01, 0.5
+EPOCH_IMAGES = 60_000  # the blog's epoch: every MNIST training image once
+BLOG_LOOP_WORKERS = 4  # DataLoader(num_workers=4), as in the blog
+BLOG_LOOP_LR, BLOG_LOOP_MOMENTUM = 0.01, 0.5
 LARGE_BATCHES = (512, 1024)
 
 
@@ -54,7 +54,7 @@ class Mode:
     """One row of the speed table: which loop, with which overrides on the project config."""
 
     name: str
-    loop: str  # "seed" (the blog's loop) or "project" (aesweep.train.train_one_epoch)
+    loop: str  # "blog" (the blog's loop) or "project" (aesweep.train.train_one_epoch)
     overrides: list[str] = field(default_factory=list)
     skip: str | None = None  # why this mode is not run on this device
     quick: bool = True  # part of --quick
@@ -70,7 +70,7 @@ def speed_modes(device_type: str, base_batch: int, base_lr: float, cpu_count: in
     eager = list(SPEED_SWITCHES_OFF)
     on_gpu = device_type == "cuda"
     modes = [
-        Mode("seed-loop", "seed"),
+        Mode("blog-loop", "blog"),
         Mode("default", "project"),
         Mode("eager", "project", eager),
         Mode("channels_last", "project", eager + ["trainer.channels_last=true"]),
@@ -210,7 +210,7 @@ def time_project_loop(cfg, device, warmup: int, steps: int, repeats: int) -> dic
             "mean_loss": losses[0]["loss"]}
 
 
-def time_seed_loop(cfg, device, warmup: int, steps: int, repeats: int) -> dict:
+def time_blog_loop(cfg, device, warmup: int, steps: int, repeats: int) -> dict:
     """The blog's loop, line for line, on its torchvision DataLoader; times `steps` batches `repeats` times."""
     import torch
     from hydra.utils import instantiate
@@ -224,10 +224,10 @@ def time_seed_loop(cfg, device, warmup: int, steps: int, repeats: int) -> dict:
     transform = transforms.ToTensor()
     dataset = datasets.MNIST(root=str(cfg.data.root), train=True, download=False, transform=transform)
     dataloader = torch.utils.data.DataLoader(dataset, batch_size=cfg.trainer.batch_size, shuffle=True,
-                                             num_workers=SEED_LOOP_WORKERS)
+                                             num_workers=BLOG_LOOP_WORKERS)
     model = instantiate(cfg.model).to(device)
     distance = nn.MSELoss()
-    optimizer = torch.optim.SGD(model.parameters(), lr=SEED_LOOP_LR, momentum=SEED_LOOP_MOMENTUM)
+    optimizer = torch.optim.SGD(model.parameters(), lr=BLOG_LOOP_LR, momentum=BLOG_LOOP_MOMENTUM)
 
     x = next(iter(torch.utils.data.DataLoader(dataset, batch_size=cfg.trainer.batch_size)))[0].to(device)
     flops = step_flops(lambda: distance(model(x), x))
@@ -280,7 +280,7 @@ def measure(spec: dict) -> dict:
 
         apply_process_settings(cfg.trainer)  # as aesweep.train.run does
         bf16 = amp_enabled(cfg, device)
-    timer = time_seed_loop if spec["loop"] == "seed" else time_project_loop
+    timer = time_blog_loop if spec["loop"] == "blog" else time_project_loop
     result = timer(cfg, device, spec["warmup"], spec["steps"], spec["repeats"])
     dtype = "bfloat16" if bf16 else "float32"
     result.update(
@@ -371,14 +371,14 @@ class ModeRunner:
         self.server = None
 
 
-COLUMNS = ["mode", "loop", "overrides", "device", "threads", "batch_size", "images_per_s", "s_per_epoch", "vs_seed",
+COLUMNS = ["mode", "loop", "overrides", "device", "threads", "batch_size", "images_per_s", "s_per_epoch", "vs_blog",
            "gflop_per_step", "tflop_per_epoch", "matmul_gflop_per_s", "floor_s_per_epoch", "achieved", "peak_rss_mb",
            "mean_loss", "loss_vs_eager", "warmup_steps", "timed_steps", "note"]
 
 
 def mode_row(mode: Mode, result: dict, warmup: int, steps: int) -> dict:
     """One table row from a worker's measurements (or the reason there are none)."""
-    row = {"mode": mode.name, "loop": "seed (blog)" if mode.loop == "seed" else "project",
+    row = {"mode": mode.name, "loop": "blog" if mode.loop == "blog" else "project",
            "overrides": " ".join(o for o in mode.overrides if o not in SPEED_SWITCHES_OFF)}
     if mode.skip or "error" in result:
         return {**row, "note": f"skipped: {mode.skip}" if mode.skip else f"failed: {result['error']}"}
@@ -404,7 +404,7 @@ def mode_row(mode: Mode, result: dict, warmup: int, steps: int) -> dict:
 
 
 def speed_table(rows: list[dict]) -> pd.DataFrame:
-    """The rows in COLUMNS order, with vs_seed (images/s over the seed loop's) and loss_vs_eager filled in.
+    """The rows in COLUMNS order, with vs_blog (images/s over the blog loop's) and loss_vs_eager filled in.
 
     loss_vs_eager compares the mean training loss over the same timed steps with the eager row's, for
     project rows at the eager row's batch size: same seed, same init, same batches, so a mode that keeps
@@ -413,8 +413,8 @@ def speed_table(rows: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     for column in ("images_per_s", "batch_size", "mean_loss"):
         table[column] = pd.to_numeric(table[column])
-    seed = table.loc[table["mode"] == "seed-loop", "images_per_s"].dropna()
-    table["vs_seed"] = table["images_per_s"] / seed.iloc[0] if len(seed) else math.nan
+    blog = table.loc[table["mode"] == "blog-loop", "images_per_s"].dropna()
+    table["vs_blog"] = table["images_per_s"] / blog.iloc[0] if len(blog) else math.nan
     eager = table.loc[(table["mode"] == "eager") & table["mean_loss"].notna()]
     if len(eager):
         same_batch = (table["batch_size"] == eager["batch_size"].iloc[0]) & (table["loop"] == "project")
@@ -473,7 +473,7 @@ def speed(args: argparse.Namespace) -> int:
         "larger batches time the same number of images)",
         "floor_s_per_epoch = FlopCounterMode FLOPs of one forward+backward step x steps per epoch / the "
         "matmul rate measured in the same process (matmul_gflop_per_s); achieved = floor / s_per_epoch",
-        "vs_seed = images_per_s / the seed loop's; loss_vs_eager = relative difference of the mean training "
+        "vs_blog = images_per_s / the blog loop's; loss_vs_eager = relative difference of the mean training "
         "loss over the same timed steps (same seed, same batches): a speed mode must not change the math",
         "peak_rss_mb = ru_maxrss of the mode's own process, forked from a server that imported the libraries "
         "(library pages it never touches are not counted; `aesweep bench memory` measures a whole train.py run)",
