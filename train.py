@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from aesweep.config import check_command_line
+from aesweep.overrides import check_command_line
 from aesweep.errors import AesweepError, ConfigError
 from aesweep.train import run
 

@@ -13,6 +13,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+import aesweep.config  # noqa: F401  (registers the schemas conf/'s option files extend)
 from aesweep.data import prepare, verify
 from aesweep.errors import DataError
 

@@ -10,7 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from aesweep import bench
 from aesweep.bench import cli as bench_cli
-from aesweep.bench import speed, sweeps, trials
+from aesweep.bench import loops, speed, sweeps, trials
 from aesweep.model import BlogAutoencoder
 
 # Multiply-accumulates per image of each layer of the blog's network, counted by hand:
@@ -49,7 +49,7 @@ def test_seed_training_step_flops_add_weight_and_input_gradients_except_the_imag
     model, x = BlogAutoencoder(), torch.rand(batch, 1, 28, 28)
     macs = sum(SEED_MACS_PER_IMAGE.values())
 
-    flops = speed.step_flops(lambda: F.mse_loss(model(x), x))
+    flops = loops.step_flops(lambda: F.mse_loss(model(x), x))
 
     assert flops == 2 * batch * (3 * macs - SEED_MACS_PER_IMAGE[FIRST_LAYER])
     assert flops * 60_000 / batch == 1_129_824_000_000  # 1.13 TFLOP per 60k-image epoch

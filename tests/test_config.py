@@ -3,10 +3,20 @@
 import pytest
 from conftest import CONF_DIR, compose_config
 
-from aesweep.config import check_command_line, validate
+from aesweep.config import validate
+from aesweep.overrides import check_command_line
 from aesweep.errors import ConfigError
 
 ACTIVATIONS_ALLOWED = "one of: relu, leaky_relu, elu, gelu, silu, tanh"
+
+
+def refusal(*overrides: str) -> ConfigError:
+    """How `python train.py <overrides>` refuses them: the command-line check (where the schema types each key
+    as Hydra composes), then validate (each key's rule, then the rules across keys)."""
+    with pytest.raises(ConfigError) as raised:
+        check_command_line(list(overrides), CONF_DIR)
+        validate(compose_config(*overrides))
+    return raised.value
 
 
 def test_default_config_composes_and_validates():
@@ -78,9 +88,7 @@ BAD = [
 
 @pytest.mark.parametrize("overrides, key, value, allowed", BAD, ids=[" ".join(case[0]) for case in BAD])
 def test_bad_value_is_refused_naming_key_value_and_what_is_allowed(overrides, key, value, allowed):
-    with pytest.raises(ConfigError) as raised:
-        validate(compose_config(*overrides))
-    error = raised.value
+    error = refusal(*overrides)
     assert (error.key, error.value) == (key, value)
     assert allowed in error.allowed
     message = str(error)
@@ -173,10 +181,9 @@ def test_a_typed_setting_given_the_wrong_type_is_one_error():
     ],
 )
 def test_hidden_widths_follow_the_chosen_model(overrides, value, allowed):
-    with pytest.raises(ConfigError) as caught:
-        validate(compose_config(*overrides))
-    assert (caught.value.key, caught.value.value) == ("model.hidden", value)
-    assert caught.value.allowed.startswith(allowed)
+    error = refusal(*overrides)
+    assert (error.key, error.value) == ("model.hidden", value)
+    assert error.allowed.startswith(allowed)
     validate(compose_config("model=conv", "model.hidden=null"))
     validate(compose_config("model=mlp", "model.hidden=[]"))
 

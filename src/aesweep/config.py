@@ -1,29 +1,32 @@
-"""Validation of the composed config before anything runs or is written.
+"""The config's schema, and the one check of a composed config before anything runs or is written.
 
-Hydra composes and types nothing by itself for plain YAML, so `python train.py trainer.epochs=0` would
-otherwise fail deep inside the loop. Each rule names a key, checks its value and says what is allowed;
-`validate` raises the first violation as a one-line ConfigError.
+Every option file in `conf/` extends its schema here (`defaults: [/schema/<group>/<option>@_here_]`), so
+Hydra types each key as it composes (`trainer.epochs=abc` is refused there) and refuses keys the schema
+does not have. The values and their comments live in the YAML files; a schema field holds the key's type
+and the rule its value must keep. `validate` checks every field's rule, then the rules that span several
+keys (`cross_key_problems`); the first violation is one ConfigError line: key, value, what is allowed.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
+from typing import Any, List, Optional
 
+from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from aesweep.errors import ConfigError
 from aesweep.io import check_creatable
-from aesweep.keys import dotted_keys, node_exists
 
-_MISSING = object()
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the project's config groups, beside src/
+MNIST_TRAINING_IMAGES = 60_000
+
+
+# ------------------------------------------------------------------------------------------------ rules
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,8 @@ def integer(low: int | None = None, nullable: bool = False) -> Rule:
     return Rule(lambda v: (nullable and v is None) or (_is_int(v) and (low is None or v >= low)), text)
 
 
-def number(
-    low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
-    nullable: bool = False,
-) -> Rule:
+def number(low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
+           nullable: bool = False) -> Rule:
     def ok(v: object) -> bool:
         if nullable and v is None:
             return True
@@ -78,11 +79,16 @@ def boolean() -> Rule:
     return Rule(lambda v: isinstance(v, bool), "true or false")
 
 
-def int_list(low: int = 1) -> Rule:
-    return Rule(
-        lambda v: isinstance(v, (list, ListConfig)) and len(v) > 0 and all(_is_int(x) and x >= low for x in v),
-        f"a non-empty list of integers >= {low}, e.g. [16,32,64]",
-    )
+def text() -> Rule:
+    return Rule(lambda v: isinstance(v, str), "a string")
+
+
+def int_list(low: int = 1, empty: bool = False, example: str = "[16,32,64]") -> Rule:
+    def ok(v: object) -> bool:
+        return isinstance(v, (list, ListConfig)) and (empty or len(v) > 0) and all(_is_int(x) and x >= low for x in v)
+
+    size = "" if empty else "non-empty "
+    return Rule(ok, f"a {size}list of integers >= {low}, e.g. {example}" + (" ([] = no hidden layer)" if empty else ""))
 
 
 def int_or_int_list(low: int = 1) -> Rule:
@@ -90,71 +96,178 @@ def int_or_int_list(low: int = 1) -> Rule:
     return Rule(lambda v: (_is_int(v) and v >= low) or as_list.check(v), f"an integer >= {low} or {as_list.allowed}")
 
 
+def key(rule: Rule) -> Any:
+    """A schema field: its type is the annotation, its value comes from the option's YAML file, `rule` checks it."""
+    return field(default=MISSING, metadata={"rule": rule})
+
+
+# ----------------------------------------------------------------------------------------------- schema
+
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh")
+AUTO_OR_BOOL = choice("auto", True, False)
 
-RULES: dict[str, Rule] = {
-    "seed": integer(0),
-    "data.val_size": integer(1),
-    "data.subset": integer(1, nullable=True),
-    "data.split_seed": integer(0),
-    "data.download": boolean(),
-    "model.bottleneck": integer(1),
-    "model.activation": choice(*ACTIVATIONS),
-    "model.bottleneck_activation": choice("softmax", "sigmoid", "none"),
-    "model.temperature": number(0, low_open=True),
-    "model.batch_norm": boolean(),
-    "model.dropout": number(0, 1, high_open=True),
-    "model.channels": int_list(1),
-    "model.kernels": int_or_int_list(1),
-    "model.strides": int_or_int_list(1),
-    "optimizer.lr": number(0, low_open=True),
-    "optimizer.momentum": number(0, 1, high_open=True),
-    "optimizer.weight_decay": number(0),
-    "optimizer.alpha": number(0, 1, low_open=True, high_open=True),
-    "scheduler.name": choice("none", "cosine"),
-    "scheduler.warmup_epochs": number(0),
-    "scheduler.min_lr_ratio": number(0, 1),
-    "loss.recon": choice("mse", "bce"),
-    "loss.recon_weight": number(0),
-    "loss.entropy_weight": number(0),
-    "loss.balance_weight": number(0),
-    "loss.consistency_weight": number(0),
-    "loss.iic_weight": number(0),
-    "loss.iic_lambda": number(0, low_open=True),
-    "loss.warmup_epochs": number(0),
-    "augment.rotation": number(0, 180),
-    "augment.scale": number(0, 1, high_open=True),
-    "augment.translate": number(0, 0.5),
-    "augment.noise": number(0),
-    "trainer.epochs": integer(1),
-    "trainer.batch_size": integer(1),
-    "trainer.compile": boolean(),
-    "trainer.compile_mode": choice("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
-    "trainer.cuda_graph": choice("auto", True, False),
-    "trainer.cudnn_benchmark": choice("auto", True, False),
-    "trainer.amp": choice("auto", True, False),
-    "trainer.channels_last": choice("auto", True, False),
-    "trainer.threads": integer(1, nullable=True),
-    "trainer.grad_clip": number(0, low_open=True, nullable=True),
-    "trainer.progress": choice("auto", True, False),
-    "trainer.save_weights": boolean(),
-    "eval.readout": choice("argmax", "kmeans"),
-    "eval.n_clusters": integer(2),
-    "eval.allow_overclustering": boolean(),
-    "eval.batch_size": integer(1),
-    "eval.kmeans_n_init": integer(1),
-    "device.type": choice("auto", "cpu", "cuda", "mps"),
+
+@dataclass
+class DataSchema:
+    root: str = key(text())
+    download: bool = key(boolean())
+    val_size: int = key(integer(1))
+    split_seed: int = key(integer(0))
+    subset: Optional[int] = key(integer(1, nullable=True))
+
+
+@dataclass
+class ModelSchema:
+    """The keys every model has: the scored bottleneck and the hidden activation."""
+
+    _target_: str = MISSING
+    bottleneck: int = key(integer(1))
+    bottleneck_activation: str = key(choice("softmax", "sigmoid", "none"))
+    temperature: float = key(number(0, low_open=True))
+    activation: str = key(choice(*ACTIVATIONS))
+
+
+@dataclass
+class BlogModelSchema(ModelSchema):
+    pass
+
+
+@dataclass
+class ConvModelSchema(ModelSchema):
+    channels: List[int] = key(int_list(1))
+    kernels: Any = key(int_or_int_list(1))
+    strides: Any = key(int_or_int_list(1))
+    hidden: Optional[int] = key(integer(1, nullable=True))
+    batch_norm: bool = key(boolean())
+    dropout: float = key(number(0, 1, high_open=True))
+
+
+@dataclass
+class MLPModelSchema(ModelSchema):
+    hidden: List[int] = key(int_list(1, empty=True, example="[512,256]"))
+    batch_norm: bool = key(boolean())
+    dropout: float = key(number(0, 1, high_open=True))
+
+
+@dataclass
+class OptimizerSchema:
+    _target_: str = MISSING
+    _partial_: bool = True  # Hydra builds a function of the parameters, which the run passes in
+    lr: float = key(number(0, low_open=True))
+    weight_decay: float = key(number(0))
+
+
+@dataclass
+class AdamSchema(OptimizerSchema):
+    pass
+
+
+@dataclass
+class SGDSchema(OptimizerSchema):
+    momentum: float = key(number(0, 1, high_open=True))
+
+
+@dataclass
+class RMSpropSchema(OptimizerSchema):
+    momentum: float = key(number(0, 1, high_open=True))
+    alpha: float = key(number(0, 1, low_open=True, high_open=True))
+
+
+@dataclass
+class SchedulerSchema:
+    name: str = key(choice("none", "cosine"))
+    warmup_epochs: float = key(number(0))
+    min_lr_ratio: float = key(number(0, 1))
+
+
+@dataclass
+class LossSchema:
+    recon: str = key(choice("mse", "bce"))
+    recon_weight: float = key(number(0))
+    entropy_weight: float = key(number(0))
+    balance_weight: float = key(number(0))
+    consistency_weight: float = key(number(0))
+    iic_weight: float = key(number(0))
+    iic_lambda: float = key(number(0, low_open=True))
+    warmup_epochs: float = key(number(0))
+
+
+@dataclass
+class AugmentSchema:
+    rotation: float = key(number(0, 180))
+    scale: float = key(number(0, 1, high_open=True))
+    translate: float = key(number(0, 0.5))
+    noise: float = key(number(0))
+
+
+@dataclass
+class TrainerSchema:
+    epochs: int = key(integer(1))
+    batch_size: int = key(integer(1))
+    grad_clip: Optional[float] = key(number(0, low_open=True, nullable=True))
+    compile: bool = key(boolean())
+    compile_mode: str = key(choice("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"))
+    cuda_graph: Any = key(AUTO_OR_BOOL)
+    cudnn_benchmark: Any = key(AUTO_OR_BOOL)
+    amp: Any = key(AUTO_OR_BOOL)
+    channels_last: Any = key(AUTO_OR_BOOL)
+    threads: Optional[int] = key(integer(1, nullable=True))
+    progress: Any = key(AUTO_OR_BOOL)
+    save_weights: bool = key(boolean())
+
+
+@dataclass
+class EvalSchema:
+    readout: str = key(choice("argmax", "kmeans"))
+    n_clusters: int = key(integer(2))
+    allow_overclustering: bool = key(boolean())
+    batch_size: int = key(integer(1))
+    kmeans_n_init: int = key(integer(1))
+
+
+@dataclass
+class DeviceSchema:
+    type: str = key(choice("auto", "cpu", "cuda", "mps"))
+
+
+@dataclass
+class TrialSchema:
+    """Filled in by the aesweep_optuna sweeper for each of its jobs (aesweep.trial); null in a single run."""
+
+    study_name: Optional[str] = None
+    storage: Optional[str] = None
+    trial_id: Optional[int] = None
+    trial_number: Optional[int] = None
+    report: str = key(text())
+
+
+# The schema of each option file: conf/<group>/<option>.yaml extends /schema/<group>/<option>.
+SCHEMAS: dict[str, dict[str, type]] = {
+    "data": {"mnist": DataSchema},
+    "model": {"blog": BlogModelSchema, "conv": ConvModelSchema, "mlp": MLPModelSchema},
+    "optimizer": {"adam": AdamSchema, "adamw": AdamSchema, "sgd": SGDSchema, "rmsprop": RMSpropSchema},
+    "scheduler": {"none": SchedulerSchema, "cosine": SchedulerSchema},
+    "loss": {name: LossSchema for name in ("mse", "bce", "imsat", "iic")},
+    "augment": {"none": AugmentSchema, "affine": AugmentSchema},
+    "trainer": {"default": TrainerSchema},
+    "eval": {"default": EvalSchema},
+    "device": {name: DeviceSchema for name in ("auto", "cpu", "cuda", "mps")},
+    "trial": {"default": TrialSchema},
 }
+ROOT_RULES = {"seed": integer(0)}  # the root stays open: a sweep file may add keys of its own there
 
 
-# model.hidden means one dense layer in the conv model and the hidden widths in the MLP.
-HIDDEN_RULES: dict[str, Rule] = {
-    "ConvAutoencoder": integer(1, nullable=True),
-    "MLPAutoencoder": Rule(lambda v: isinstance(v, (list, ListConfig)) and all(_is_int(x) and x >= 1 for x in v),
-                           "a list of integers >= 1, e.g. [512,256] ([] = no hidden layer)"),
-}
+def register_schemas() -> None:
+    store = ConfigStore.instance()
+    for group, options in SCHEMAS.items():
+        for option, schema in options.items():
+            store.store(group=f"schema/{group}", name=option, node=schema, provider="aesweep")
 
-MNIST_TRAINING_IMAGES = 60_000
+
+register_schemas()
+
+
+# ------------------------------------------------------------------------------------------- validation
 
 
 def training_images(data_cfg: DictConfig) -> int:
@@ -163,57 +276,70 @@ def training_images(data_cfg: DictConfig) -> int:
     return available if data_cfg.subset is None else min(data_cfg.subset, available)
 
 
-def _lookup(cfg: DictConfig, dotted: str) -> object:
-    node: object = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, DictConfig) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
 def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError for the first key whose value breaks its rule, or for inconsistent keys."""
-    for key, rule in RULES.items():
-        value = _lookup(cfg, key)
-        if value is _MISSING:
-            continue  # the key belongs to a group option not selected (e.g. momentum under adam)
-        if not rule.check(value):
-            shown = OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
-            raise ConfigError(key, shown, rule.allowed)
+    """Raise ConfigError for the first key whose value breaks its rule, or for keys that disagree."""
+    for name, rule in ROOT_RULES.items():
+        _check(name, cfg.get(name), rule)
+    for group in SCHEMAS:
+        node = cfg.get(group)
+        schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+        if not (isinstance(schema, type) and is_dataclass(schema)):
+            continue
+        for spec in fields(schema):
+            if "rule" in spec.metadata:
+                _check(f"{group}.{spec.name}", node[spec.name], spec.metadata["rule"])
+    problem = cross_key_problem(cfg)
+    if problem:
+        raise problem
 
+
+def _check(key_name: str, value: object, rule: Rule) -> None:
+    if not rule.check(value):
+        shown = OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+        raise ConfigError(key_name, shown, rule.allowed)
+
+
+def rule_of(schema: object, name: str) -> Rule | None:
+    """The rule a schema class (the `object_type` of an OmegaConf error) gives its field `name`."""
+    if not (isinstance(schema, type) and is_dataclass(schema)):
+        return None
+    spec = next((f for f in fields(schema) if f.name == name), None)
+    return spec.metadata.get("rule") if spec is not None else None
+
+
+def cross_key_problem(cfg: DictConfig) -> ConfigError | None:
+    """The first rule that spans several keys and is broken, as a ConfigError naming the key to change."""
     if cfg.data.val_size >= MNIST_TRAINING_IMAGES:
-        raise ConfigError("data.val_size", cfg.data.val_size, f"fewer than the {MNIST_TRAINING_IMAGES} training images")
+        return ConfigError("data.val_size", cfg.data.val_size, f"fewer than the {MNIST_TRAINING_IMAGES} training images")
     if cfg.eval.readout == "argmax" and cfg.model.bottleneck != cfg.eval.n_clusters and not cfg.eval.allow_overclustering:
-        raise ConfigError(
-            "model.bottleneck",
-            cfg.model.bottleneck,
-            f"equal to eval.n_clusters={cfg.eval.n_clusters} with eval.readout=argmax "
-            "(each unit is a cluster); use eval.readout=kmeans or eval.allow_overclustering=true",
-        )
-    hidden = _lookup(cfg, "model.hidden")
-    hidden_rule = HIDDEN_RULES.get(str(cfg.model.get("_target_", "")).rsplit(".", 1)[-1])
-    if hidden is not _MISSING and hidden_rule and not hidden_rule.check(hidden):
-        shown = OmegaConf.to_container(hidden) if isinstance(hidden, ListConfig) else hidden
-        raise ConfigError("model.hidden", shown, hidden_rule.allowed)
+        return ConfigError("model.bottleneck", cfg.model.bottleneck,
+                           f"equal to eval.n_clusters={cfg.eval.n_clusters} with eval.readout=argmax (each unit is a "
+                           "cluster); use eval.readout=kmeans or eval.allow_overclustering=true")
     if cfg.eval.readout == "kmeans" and cfg.eval.n_clusters > training_images(cfg.data):
-        raise ConfigError("eval.n_clusters", cfg.eval.n_clusters,
-                          f"at most the {training_images(cfg.data)} training images k-means is fitted on "
-                          "(data.subset, data.val_size)")
-    weights = [cfg.loss[k] for k in ("recon_weight", "entropy_weight", "balance_weight", "consistency_weight", "iic_weight")]
+        return ConfigError("eval.n_clusters", cfg.eval.n_clusters,
+                           f"at most the {training_images(cfg.data)} training images k-means is fitted on "
+                           "(data.subset, data.val_size)")
+    for per_layer in ("kernels", "strides"):
+        value = cfg.model.get(per_layer)
+        if isinstance(value, ListConfig) and len(value) != len(cfg.model.channels):
+            return ConfigError(f"model.{per_layer}", list(value),
+                               f"a list of {len(cfg.model.channels)} integers, one per entry of model.channels")
+    weights = [cfg.loss[k] for k in ("recon_weight", "entropy_weight", "balance_weight", "consistency_weight",
+                                     "iic_weight")]
     if not any(w > 0 for w in weights):
-        raise ConfigError("loss.recon_weight", cfg.loss.recon_weight, "> 0, or another loss term's weight > 0")
+        return ConfigError("loss.recon_weight", cfg.loss.recon_weight, "> 0, or another loss term's weight > 0")
+    return None
 
 
 class ValidateBeforeRun(Callback):
     """Hydra callback: check the config and the run folder before Hydra creates that folder.
 
     Registered in conf/config.yaml, so a refused `python train.py ...` prints one line, exits 2 and
-    leaves nothing on disk. The aesweep_optuna sweeper finds `validate` through this registration and
-    runs it on the trials' configs before its study opens, so without it sweeps lose that check too.
+    leaves nothing on disk. The aesweep_optuna sweeper finds `check_config` through this registration and
+    runs it on the trials' configs before its study opens.
     """
 
-    check_config = staticmethod(validate)  # what the sweeper runs on its trials' configs before the study opens
+    check_config = staticmethod(validate)
 
     def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
         try:
@@ -222,143 +348,3 @@ class ValidateBeforeRun(Callback):
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-
-
-def check_command_line(arguments: list[str], conf_dir: Path) -> None:
-    """Refuse, in one line, override syntax errors, options a config group does not have, keys the
-    config does not have and values a typed setting cannot take.
-
-    Hydra reports each with a multi-line message and exit 1; checking the command line first keeps
-    every user mistake to one `error:` line and exit 2. Anything else is left to Hydra.
-    """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    overrides = [a for a in arguments if "=" in a and not a.startswith("-")]
-    # Extra config folders (hydra.searchpath) can add group options this check cannot see.
-    check_options = not any(a.lstrip("+").startswith("hydra.searchpath") for a in overrides)
-    parser = OverridesParser.create()
-    parsed = []
-    for text in overrides:
-        try:
-            (override,) = parser.parse_overrides([text])
-        except OverrideParseException as exc:
-            key = text.split("=", 1)[0]
-            reason = str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else str(exc)
-            raise ConfigError(key, text.split("=", 1)[1], f"Hydra's override grammar ({reason})") from None
-        parsed.append(override)
-        group = override.key_or_group
-        options_dir = conf_dir / group
-        if not check_options or "/" in group or override.package or not options_dir.is_dir() or override.is_delete():
-            continue
-        options = sorted(p.stem for p in options_dir.glob("*.yaml"))
-        if override.is_sweep_override():
-            if not override.is_choice_sweep():
-                continue  # a range or interval over a group is the sweeper's to refuse
-            values = list(override.sweep_string_iterator())
-        else:
-            values = [override.get_value_element_as_str()]
-        for value in values:
-            if value not in options and value != "null":
-                raise ConfigError(group, value, "one of: " + ", ".join(options))
-    # Another primary config (--config-name, --config-path, --config-dir) has other keys.
-    if check_options and not any(a.split("=", 1)[0] in OTHER_CONFIG_FLAGS for a in arguments):
-        check_keys_exist(parsed, conf_dir)
-
-
-OTHER_CONFIG_FLAGS = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--experimental-rerun"}
-
-
-def check_keys_exist(overrides: list, conf_dir: Path) -> None:
-    """Refuse, in one line, a `key=value` whose key the composed config does not have.
-
-    Hydra refuses it too ("Could not override ... Key 'epoch' is not in struct", several lines, exit 1).
-    The config is composed with the command line's group choices, so a key that only another option of
-    its group has (model.dropout under model=blog) is named as such. Searched values (`a=1,2`,
-    `choice(...)`) are the sweeper's to check, and a swept group leaves the keys open.
-    """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-
-    groups = [o for o in overrides if (conf_dir / o.key_or_group).is_dir() or "/" in o.key_or_group]
-    if any(o.is_sweep_override() for o in groups):
-        return
-    values = [o for o in overrides if o not in groups and not (o.is_add() or o.is_force_add() or o.is_delete())
-              and not o.is_sweep_override()]
-    was_initialized = GlobalHydra.instance().is_initialized()
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
-            for group in (o for o in groups if "/" in o.key_or_group):  # hydra/launcher=...: plugins add options
-                options = GlobalHydra.instance().config_loader().get_group_options(group.key_or_group)
-                value = group.get_value_element_as_str()
-                if options and value not in options and value != "null":
-                    raise ConfigError(group.key_or_group, value, "one of: " + ", ".join(sorted(options)))
-            cfg = compose("config", overrides=[o.input_line for o in groups], return_hydra_config=True)
-            for override in values:
-                key = override.key_or_group
-                if node_exists(cfg, key) or not _addition_refused(cfg, key):
-                    continue
-                value = override.get_value_element_as_str()
-                raise ConfigError(key, value, f"{key} is not a config key; {_where_else(cfg, key, conf_dir)}"
-                                              f"write +{key}={value} to add a new key")
-            # a value of the wrong type for a typed node (hydra.sweeper.n_trials=abc)
-            compose("config", overrides=[o.input_line for o in groups + values], return_hydra_config=True)
-    except (HydraException, OmegaConfBaseException, ValueError) as exc:
-        refused = _refused_value(exc, values) or _unloadable_option(exc, groups)
-        if refused:
-            raise refused from None
-        return  # anything else is Hydra's to report
-    finally:
-        if not was_initialized:
-            GlobalHydra.instance().clear()
-
-
-def _unloadable_option(exc: BaseException, groups: list) -> ConfigError | None:
-    """A chosen option whose config loads another that is not installed (hydra/launcher=ray_cluster
-    without hydra-ray-launcher): Hydra says "In 'hydra/launcher/ray_cluster': Could not load
-    'hydra/launcher/ray'" and lists its search path."""
-    match = re.match(r"In '([^']+)': Could not load '([^']+)'", str(exc))
-    chosen = next((o for o in groups if match and match.group(1) == f"{o.key_or_group}/{o.get_value_element_as_str()}"),
-                  None)
-    if chosen is None:
-        return None
-    missing = match.group(2)
-    hint = "; its Hydra plugin is not installed" if missing.startswith(("hydra/launcher/", "hydra/sweeper/")) else ""
-    return ConfigError(chosen.key_or_group, chosen.get_value_element_as_str(),
-                       f"an option whose config loads, but it builds on {missing}, which is not there{hint} "
-                       f"(see the comment at the top of conf/{match.group(1)}.yaml)")
-
-
-def _refused_value(exc: BaseException, values: list) -> ConfigError | None:
-    """The override a typed node refused, as a ConfigError, when Hydra's error says which key it was."""
-    cause = exc.__cause__ if exc.__cause__ is not None else exc
-    full_key = getattr(cause, "full_key", None)
-    override = next((o for o in values if o.key_or_group == full_key), None)
-    if not isinstance(cause, OmegaConfBaseException) or override is None:
-        return None
-    reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-    return ConfigError(full_key, override.get_value_element_as_str(), f"a value its type takes ({reason})")
-
-
-def _addition_refused(cfg: DictConfig, key: str) -> bool:
-    """Whether Hydra would refuse to add `key`: its nearest existing parent is a struct mapping."""
-    parts = key.split(".")
-    node: object = cfg
-    for part in parts[:-1]:
-        if not isinstance(node, DictConfig) or part not in node.keys():
-            break
-        node = node._get_node(part)
-    return isinstance(node, DictConfig) and OmegaConf.is_struct(node)
-
-
-def _where_else(cfg: DictConfig, key: str, conf_dir: Path) -> str:
-    """The options of the key's group that do have it, or the keys it was probably meant to be."""
-    group, _, rest = key.partition(".")
-    if rest and (conf_dir / group).is_dir():
-        having = sorted(path.stem for path in (conf_dir / group).glob("*.yaml")
-                        if node_exists(OmegaConf.load(path), rest))
-        if having:
-            return f"{group}={cfg.hydra.runtime.choices.get(group)} has no {rest} ({group}={', '.join(having)} has); "
-    close = difflib.get_close_matches(key, dotted_keys(cfg), n=3, cutoff=0.8)
-    return f"did you mean {', '.join(close)}? " if close else ""

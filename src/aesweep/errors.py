@@ -24,6 +24,8 @@ def as_typed(value: object) -> str:
     """A config value as the user types it in an override: true, false, null; strings quoted to show their ends."""
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a typed float key holds 0.0 where the user wrote 0
     return "null" if value is None else repr(value)
 
 

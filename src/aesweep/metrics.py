@@ -21,7 +21,6 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from aesweep.errors import ConfigError
 
 UNMAPPED = -1
 """Mapping value of a cluster that has no digit; it never equals a label, so its images count wrong."""
@@ -219,4 +218,4 @@ def make_readout(
         return ArgmaxReadout(n_clusters)
     if kind == "kmeans":
         return KMeansReadout(n_clusters, seed=seed, n_init=kmeans_n_init)
-    raise ConfigError("eval.readout", kind, "one of: " + ", ".join(READOUTS))
+    raise ValueError(f"unknown readout {kind!r}: one of {', '.join(READOUTS)}")

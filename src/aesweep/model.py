@@ -13,7 +13,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from aesweep.errors import ConfigError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -23,12 +22,9 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
     "tanh": nn.Tanh,
 }
-BOTTLENECK_ACTIVATIONS = ("softmax", "sigmoid", "none")
 
 
 def make_activation(name: str) -> nn.Module:
-    if name not in ACTIVATIONS:
-        raise ConfigError("model.activation", name, f"one of: {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
 
 
@@ -37,10 +33,6 @@ class BottleneckActivation(nn.Module):
 
     def __init__(self, kind: str = "softmax", temperature: float = 1.0):
         super().__init__()
-        if kind not in BOTTLENECK_ACTIVATIONS:
-            raise ConfigError("model.bottleneck_activation", kind, f"one of: {', '.join(BOTTLENECK_ACTIVATIONS)}")
-        if not temperature > 0:
-            raise ConfigError("model.temperature", temperature, "a number > 0")
         self.kind, self.temperature = kind, float(temperature)
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
@@ -98,7 +90,6 @@ class BlogAutoencoder(Autoencoder):
         activation: str = "relu",
     ):
         super().__init__()
-        _check_bottleneck_and_dropout(bottleneck)
         self.encoder = nn.Sequential(
             nn.Conv2d(1, 4, kernel_size=5),  # 4 x 24 x 24
             make_activation(activation),
@@ -120,18 +111,9 @@ class BlogAutoencoder(Autoencoder):
         )
 
 
-def _check_bottleneck_and_dropout(bottleneck: int, dropout: float = 0.0) -> None:
-    if bottleneck < 1:
-        raise ConfigError("model.bottleneck", bottleneck, "an integer >= 1")
-    if not 0 <= dropout < 1:
-        raise ConfigError("model.dropout", dropout, "a number in [0, 1)")
-
-
-def _as_list(value: int | Sequence[int], length: int, key: str) -> list[int]:
-    values = [int(value)] * length if isinstance(value, int) else [int(v) for v in value]
-    if len(values) != length:
-        raise ConfigError(key, list(values), f"a list of {length} integers, one per entry of model.channels")
-    return values
+def _as_list(value: int | Sequence[int], length: int) -> list[int]:
+    """One value per conv layer (the config's rules check that a list has one per entry of channels)."""
+    return [int(value)] * length if isinstance(value, int) else [int(v) for v in value]
 
 
 class ConvAutoencoder(Autoencoder):
@@ -153,11 +135,8 @@ class ConvAutoencoder(Autoencoder):
     ):
         super().__init__()
         channels = [int(c) for c in channels]
-        if not channels or min(channels) < 1:
-            raise ConfigError("model.channels", channels, "a non-empty list of integers >= 1")
-        _check_bottleneck_and_dropout(bottleneck, dropout)
-        kernels = _as_list(kernels, len(channels), "model.kernels")
-        strides = _as_list(strides, len(channels), "model.strides")
+        kernels = _as_list(kernels, len(channels))
+        strides = _as_list(strides, len(channels))
 
         encoder: list[nn.Module] = []
         sizes = [image_size]  # spatial size before each conv, then after the last
@@ -207,7 +186,6 @@ class MLPAutoencoder(Autoencoder):
         image_size: int = 28,
     ):
         super().__init__()
-        _check_bottleneck_and_dropout(bottleneck, dropout)
         widths = [image_size * image_size] + [int(h) for h in hidden]
         encoder: list[nn.Module] = [nn.Flatten()]
         for w_in, w_out in zip(widths, widths[1:]):

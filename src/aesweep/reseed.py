@@ -14,24 +14,22 @@ one first) and `chosen.yaml` (its overrides, to run alone: `python train.py $(se
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from aesweep import record
 from aesweep.arguments import OneLineParser, hydra_override, one_line_errors, positive_int
 from aesweep.errors import AesweepError
 from aesweep.io import check_writable, write_csv_atomic, write_text_atomic, writing_to
+from aesweep.processes import Run, RunsTimedOut, run_trains
 
-REPO = Path(__file__).resolve().parents[2]
-REPORTED = ("mapped_acc", "hungarian_acc", "nmi", "ari", "clusters_used", "recon_mse")
+REPORTED = record.METRICS
 
 
 class ReseedError(AesweepError):
@@ -94,35 +92,18 @@ def check_runs(configs: list[list[str]], extra: list[str]) -> None:
 
 def run_all(jobs: list[tuple[list[str], Path]], parallel: int, timeout: float) -> None:
     """`python train.py <overrides> hydra.run.dir=<dir>` for each job, `parallel` at a time."""
-    pending, running = list(jobs), []
-    started = time.perf_counter()
-    while pending or running:
-        while pending and len(running) < parallel:
-            overrides, run_dir = pending.pop(0)
-            with writing_to(run_dir):
-                run_dir.mkdir(parents=True, exist_ok=True)
-                log = (run_dir / "train.log").open("w")
-            command = [sys.executable, str(REPO / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
-            running.append((subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT), log))
-        time.sleep(0.2)
-        for process, log in list(running):
-            if process.poll() is not None:
-                log.close()
-                running.remove((process, log))
-        if time.perf_counter() - started > timeout:
-            for process, log in running:
-                process.kill()
-                process.wait()
-                log.close()
-            raise ReseedError(f"--timeout={timeout:g}: the runs took longer; finished runs are in their folders")
+    try:
+        run_trains([Run(list(overrides), run_dir) for overrides, run_dir in jobs], parallel, timeout, poll_s=0.2)
+    except RunsTimedOut:
+        raise ReseedError(f"--timeout={timeout:g}: the runs took longer; finished runs are in their folders") from None
 
 
 def run_row(candidate: int, trial: int, seed: int, run_dir: Path) -> dict:
-    metrics_path = run_dir / "metrics.json"
     row = {"candidate": candidate, "trial": trial, "seed": seed, "run_dir": str(run_dir)}
-    if not metrics_path.is_file():
-        return {**row, "status": "failed", "reason": f"no metrics.json (see {run_dir / 'train.log'})"}
-    metrics = json.loads(metrics_path.read_text())
+    try:
+        metrics = record.read(run_dir)
+    except record.RecordUnreadable:
+        return {**row, "status": "failed", "reason": f"no {record.RECORD_FILE} (see {run_dir / 'train.log'})"}
     row.update(status=metrics["status"], reason=metrics["reason"], seconds=metrics["seconds"])
     for split in ("val", "test"):
         for name in REPORTED:

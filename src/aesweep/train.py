@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from aesweep import metrics as M
 from aesweep import record
 from aesweep.augment import BatchAugment
-from aesweep.config import CONF_DIR, check_command_line, validate
+from aesweep.config import CONF_DIR, validate
+from aesweep.overrides import check_command_line
 from aesweep.data import MNISTSplits, Split, load_splits
 from aesweep.errors import AesweepError, ConfigError
 from aesweep.io import write_csv_atomic
@@ -134,12 +134,7 @@ def build_training(cfg: DictConfig, splits: MNISTSplits, device: torch.device) -
 
     `aesweep bench` times `train_one_epoch` on exactly this step.
     """
-    try:
-        model: Autoencoder = instantiate(cfg.model).to(device)
-    except InstantiationException as exc:
-        if isinstance(exc.__cause__, AesweepError):  # the model's own check of its keys: one line, like the rest
-            raise exc.__cause__ from None
-        raise
+    model: Autoencoder = instantiate(cfg.model).to(device)
     model = apply_speed_switches(model, cfg.trainer, device)
     optimizer = build_optimizer(cfg.optimizer, model)
     steps_per_epoch = math.ceil(len(splits.train) / cfg.trainer.batch_size)

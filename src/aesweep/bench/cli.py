@@ -21,7 +21,8 @@ import sys
 from collections.abc import Sequence
 
 from aesweep.bench.common import DEVICES
-from aesweep.bench.speed import serve_modes, speed
+from aesweep.bench.loops import serve_modes
+from aesweep.bench.speed import speed
 from aesweep.bench.sweeps import UNPRUNED_BEST, curves, pruning
 from aesweep.bench.trials import memory, trials
 from aesweep.config import CONF_DIR

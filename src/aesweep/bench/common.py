@@ -15,8 +15,6 @@ import pandas as pd
 
 from aesweep.errors import AesweepError
 
-REPO = Path(__file__).resolve().parents[3]  # src/aesweep/bench/common.py -> the checkout
-
 DEVICES = ("auto", "cpu", "cuda")
 
 

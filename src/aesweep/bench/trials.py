@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -16,51 +14,34 @@ from pathlib import Path
 
 import pandas as pd
 
-from aesweep.bench.common import (REPO, BenchError, base_overrides, checked_out, machine_description,
-                                  rounded, write_table)
-
-def trial_command(overrides: Sequence[str], run_dir: Path) -> list[str]:
-    return [sys.executable, str(REPO / "train.py"), *overrides, "trainer.save_weights=false",
-            f"hydra.run.dir={run_dir}"]
-
+from aesweep import record
+from aesweep.bench.common import BenchError, base_overrides, checked_out, machine_description, rounded, write_table
+from aesweep.processes import Run, RunsTimedOut, run_trains
 
 def run_trials_at_once(overrides: Sequence[str], n_trials: int, concurrency: int, folder: Path,
                        threads: int | None, timeout: float) -> dict:
     """Start `n_trials` train.py runs, at most `concurrency` at a time; wall time, outcomes, peak memory."""
-    pending = list(range(n_trials))
-    running: list[tuple[subprocess.Popen, Path]] = []
-    finished: list[Path] = []
-    peak_rss = 0.0
     extra = [f"trainer.threads={threads}"] if threads else []
+    runs = [Run([*overrides, *extra, f"seed={number}", "trainer.save_weights=false"], folder / f"trial_{number}")
+            for number in range(n_trials)]
     started = time.perf_counter()
-    while pending or running:
-        while pending and len(running) < concurrency:
-            number = pending.pop(0)
-            run_dir = folder / f"trial_{number}"
-            command = trial_command([*overrides, *extra, f"seed={number}"], run_dir)
-            process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            running.append((process, run_dir))
-        time.sleep(0.05)
-        for process, run_dir in list(running):
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)  # the trial's own peak memory comes with its exit
-            if pid:
-                process.returncode = os.waitstatus_to_exitcode(status)
-                running.remove((process, run_dir))
-                finished.append(run_dir)
-                peak_rss = max(peak_rss, usage.ru_maxrss / 2**10)
-        if time.perf_counter() - started > timeout:
-            for process, _ in running:
-                process.kill()
-                process.wait()
-            raise BenchError(f"--timeout={timeout:g}: {n_trials} trials at concurrency {concurrency} took longer")
+    try:
+        run_trains(runs, concurrency, timeout)
+    except RunsTimedOut:
+        raise BenchError(f"--timeout={timeout:g}: {n_trials} trials at concurrency {concurrency} took longer") from None
     wall = time.perf_counter() - started
-    metrics = [json.loads((d / "metrics.json").read_text()) for d in finished if (d / "metrics.json").is_file()]
+    metrics = []
+    for run in runs:
+        try:
+            metrics.append(record.read(run.run_dir))
+        except record.RecordUnreadable:
+            pass
     completed = [m for m in metrics if m["status"] == "completed"]
     return {"wall_s": wall, "completed": len(completed), "failed": n_trials - len(completed),
             "mean_val_mapped_acc": statistics.fmean(m["val"]["mapped_acc"] for m in completed) if completed
             else math.nan,
             "mean_trial_s": statistics.fmean(m["seconds"] for m in metrics) if metrics else math.nan,
-            "peak_rss_mb_per_trial": peak_rss}
+            "peak_rss_mb_per_trial": max(run.peak_rss_mb for run in runs)}
 
 
 def trials(args: argparse.Namespace) -> int:
