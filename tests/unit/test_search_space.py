@@ -1,11 +1,15 @@
 """Hydra override grammar -> Optuna distributions: every form, int vs float, and the mistakes."""
 
-from pathlib import Path
 
 import pytest
 import yaml
+from helpers import REPO
 from omegaconf import OmegaConf
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
 from aesweep.errors import ConfigError
 from hydra_plugins.aesweep_optuna._search_space import (
@@ -150,7 +154,7 @@ def test_grid_search_space_enumerates_choices_and_ranges_but_not_intervals():
         grid_search_space(parse_search_space({"x": "interval(0, 1)"}, [], group_options))
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 SWEEP_FILES = sorted((ROOT / "sweeps").glob("*.yaml"))
 SPEC_GROUPS = {  # the options each searchable group has in the project's conf/
     group: sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))

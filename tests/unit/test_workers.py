@@ -6,7 +6,12 @@ import time
 
 from optuna.trial import FrozenTrial, TrialState
 
-from hydra_plugins.aesweep_optuna._workers import HEARTBEAT_ATTR, WORKER_ATTR, Worker, stale_reason
+from hydra_plugins.aesweep_optuna._workers import (
+    HEARTBEAT_ATTR,
+    WORKER_ATTR,
+    Worker,
+    stale_reason,
+)
 
 ME = Worker.this_process()
 

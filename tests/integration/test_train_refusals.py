@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_one_error_line, compose_config, raw_root_with, real_raw_bytes, train_py
+from helpers import (
+    assert_one_error_line,
+    compose_config,
+    raw_root_with,
+    real_raw_bytes,
+    train_py,
+)
 
 from aesweep.errors import ConfigError
 from aesweep.train import resolve_device

@@ -11,12 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from helpers import REPO, SUBPROCESS_ENV
 
 from aesweep.cli import main as aesweep
 
-from conftest import REPO, SUBPROCESS_ENV
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

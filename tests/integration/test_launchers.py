@@ -18,11 +18,11 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import REPO, SUBPROCESS_ENV, train_py
+from helpers import QUADRATIC_APP, REPO, SUBPROCESS_ENV, train_py
 
 from aesweep.storage import open_storage
 
-APP = Path(__file__).parent / "apps" / "quadratic" / "app.py"
+APP = QUADRATIC_APP
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -16,11 +16,11 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
+from helpers import QUADRATIC_APP, REPO, SRC
 
 from aesweep.storage import open_storage
 
-APP = Path(__file__).parent / "apps" / "quadratic" / "app.py"
-SRC = Path(__file__).resolve().parents[1] / "src"
+APP = QUADRATIC_APP
 BRUTE_FORCE = "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler"
 
 pytestmark = pytest.mark.timeout(180)
@@ -310,9 +310,8 @@ def test_malformed_search_space_exits_2_with_one_line_before_any_trial(tmp_path,
     assert not (tmp_path / "outputs" / "optuna" / "journal.log").exists()
 
 
-@pytest.mark.integration
 def test_the_smoke_sweep_drives_train_py_end_to_end(tmp_path, mnist_root):
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     result = subprocess.run(
         [
             sys.executable,

@@ -11,15 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import CONF_DIR, REPO, SUBPROCESS_ENV, assert_one_error_line
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from test_sweeper import load, sweep
 
 from aesweep.config import validate
 from aesweep.errors import ConfigError
-from conftest import CONF_DIR, REPO, SUBPROCESS_ENV, assert_one_error_line
 from hydra_plugins.aesweep_optuna._config_check import check_trial_configs
 from hydra_plugins.aesweep_optuna._search_space import parse_search_space
-from test_sweeper import load, sweep
 
 pytestmark = pytest.mark.timeout(180)
 

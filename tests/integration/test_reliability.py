@@ -26,12 +26,18 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-from conftest import REPO, SUBPROCESS_ENV, assert_one_error_line, train_py
+from helpers import (
+    QUADRATIC_APP,
+    REPO,
+    SRC,
+    SUBPROCESS_ENV,
+    assert_one_error_line,
+    train_py,
+)
 
 from aesweep.storage import open_storage
 
-APP = Path(__file__).parent / "apps" / "quadratic" / "app.py"
-SRC = REPO / "src"
+APP = QUADRATIC_APP
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -287,7 +293,6 @@ def test_the_same_seeded_sweep_twice_proposes_the_same_params_and_gets_the_same_
     assert not [params for _, _, params, *_ in other if params in [p for _, _, p, *_ in first]]
 
 
-@pytest.mark.integration
 def test_the_same_seeded_train_py_sweep_twice_gets_identical_params_and_metrics(tmp_path, mnist_root):
     records = []
     for run in ("a", "b"):

@@ -27,11 +27,11 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from helpers import QUADRATIC_APP, SRC
 
 from aesweep.storage import open_storage
 
-APP = Path(__file__).parent / "apps" / "quadratic" / "app.py"
-SRC = Path(__file__).resolve().parents[1] / "src"
+APP = QUADRATIC_APP
 ADMIN = "aesweep"  # the cluster's superuser (initdb -U); trust authentication on 127.0.0.1 only
 
 pytestmark = pytest.mark.timeout(240)

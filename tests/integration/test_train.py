@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import CONF_DIR, DATA_ROOT, compose_config, train_py
+from helpers import CONF_DIR, DATA_ROOT, compose_config, train_py
 from PIL import Image
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
@@ -17,7 +17,6 @@ from aesweep.metrics import UNMAPPED, fit_cluster_to_label_map, fit_one_to_one_m
 from aesweep.model import BlogAutoencoder
 from aesweep.train import run
 
-pytestmark = pytest.mark.integration
 
 METRIC_KEYS = ["mapped_acc", "hungarian_acc", "nmi", "ari", "clusters_used", "recon_mse"]
 HISTORY_COLUMNS = ["epoch", "loss", "loss.recon", "lr", "val.mapped_acc", "val.hungarian_acc", "val.nmi", "val.ari",

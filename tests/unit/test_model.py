@@ -4,7 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from aesweep.model import ConvAutoencoder, LogitsLinear, MLPAutoencoder, BlogAutoencoder, count_parameters
+from aesweep.model import (
+    BlogAutoencoder,
+    ConvAutoencoder,
+    LogitsLinear,
+    MLPAutoencoder,
+    count_parameters,
+)
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU,
                "tanh": nn.Tanh}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import OFFICIAL_MD5, compose_config, raw_root_with, real_raw_bytes
+from helpers import OFFICIAL_MD5, compose_config, raw_root_with, real_raw_bytes
 
 from aesweep.data import load_splits, read_idx, verify
 from aesweep.data import main as data_main
@@ -178,7 +178,7 @@ def test_loading_present_files_does_not_import_torchvision(mnist_root):
     import subprocess
     import sys
 
-    code = ("import sys, torch; from conftest import compose_config; from aesweep.data import load_splits; "
+    code = ("import sys, torch; from helpers import compose_config; from aesweep.data import load_splits; "
             f"load_splits(compose_config('data.root={mnist_root}').data, torch.device('cpu')); "
             "print('torchvision' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=mnist_root.parent / "tests", capture_output=True, text=True)

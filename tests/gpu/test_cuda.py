@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import compose_config
 
 from aesweep.data import load_splits
 from aesweep.errors import ConfigError
 from aesweep.step import cuda_graph_blocker
 from aesweep.train import build_training, run, seed_everything, train_one_epoch
-
-from conftest import compose_config
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
