@@ -259,7 +259,7 @@ def _reporter(cfg: DictConfig):
         return None
     from aesweep.trial import TrialReporter  # only sweeps need optuna's storage machinery
 
-    return TrialReporter.from_config(cfg.trial)
+    return TrialReporter.from_config(cfg.trial, seed=cfg.seed)
 
 
 def _write_pictures(model: Autoencoder, test: Split, confusion: np.ndarray, out_dir: Path) -> None:

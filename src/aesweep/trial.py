@@ -28,6 +28,28 @@ log = logging.getLogger(__name__)
 # Study user attribute holding the pruner's config ({_target_: ..., args}); the sweeper writes it,
 # jobs build the same pruner from it, so the pruner is configured in one place (the sweep file).
 PRUNER_ATTR = "aesweep.pruner"
+# Trial system attributes of a trial run once per seed: each run's curve so far, and which run was pruned.
+CURVE_ATTR = "aesweep:curve:seed"  # + the seed: {epoch: value}
+PRUNED_ATTR = "aesweep:pruned"
+
+# How a trial's runs over several seeds make one value (hydra.sweeper.seed_statistic).
+STATISTICS = ("mean", "min", "mean-std")
+
+
+def seed_statistic(values: list[float], name: str, maximize: bool = True) -> float:
+    """A trial's value over its seeds: `mean`; `min`, the worst seed (the lowest when maximising, the highest when
+    minimising); `mean-std`, the mean less the sample standard deviation (plus it when minimising; 0 for one seed)."""
+    if not values:
+        raise ValueError("no values to summarise")
+    mean = sum(values) / len(values)
+    if name == "mean":
+        return mean
+    if name == "min":
+        return min(values) if maximize else max(values)
+    if name == "mean-std":
+        spread = 0.0 if len(values) < 2 else (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+        return mean - spread if maximize else mean + spread
+    raise ValueError(f"unknown statistic {name!r}: one of {', '.join(STATISTICS)}")
 
 def pruner_from_config(pruner_cfg: Mapping[str, Any] | None) -> optuna.pruners.BasePruner:
     """Build a pruner from ``{_target_: optuna.pruners.X, ...}``; ``None`` means never prune."""
@@ -59,16 +81,27 @@ def checked_pruner(pruner_cfg: Mapping[str, Any] | None, key: str) -> optuna.pru
 
 
 class TrialReporter:
-    """Reports one metric per epoch to a running Optuna trial and relays the pruner's verdict."""
+    """Reports one metric per epoch to a running Optuna trial and relays the pruner's verdict.
 
-    def __init__(self, trial: optuna.Trial, metric: str, prunable: bool) -> None:
+    A trial run once per seed (``trial.seeds``) has one run per seed reporting to it. Each run records its
+    own curve in the trial; the value reported at an epoch is the trial's statistic over the seeds that
+    have reached that epoch so far (each run overwrites it with what it sees), and the pruner judges that.
+    When it prunes one run, the trial's other runs stop at their next epoch: a configuration whose seeds
+    are clearly worse stops all its runs. With runs one after another (one slot) the first seed's curve
+    alone is judged first, and every later seed is judged on more evidence.
+    """
+
+    def __init__(self, trial: optuna.Trial, metric: str, prunable: bool, seed: int | None = None,
+                 statistic: str | None = None) -> None:
         self.trial = trial
         self.metric = metric
         self.prunable = prunable
+        self.seed, self.statistic = seed, statistic
+        self.curve: dict[str, float] = {}
 
     @classmethod
-    def from_config(cls, trial_cfg: Mapping[str, Any] | None) -> TrialReporter | None:
-        """The reporter for the trial named in ``cfg.trial``; ``None`` outside a sweep."""
+    def from_config(cls, trial_cfg: Mapping[str, Any] | None, seed: int | None = None) -> TrialReporter | None:
+        """The reporter for the trial named in ``cfg.trial`` (``seed``: the run's own); ``None`` outside a sweep."""
         if trial_cfg is None or trial_cfg.get("study_name") is None:
             return None
         import optuna
@@ -89,7 +122,9 @@ class TrialReporter:
         if trial_cfg.get("trial_number") is not None and number != int(trial_cfg["trial_number"]):
             raise ConfigError("trial.trial_number", trial_cfg["trial_number"], f"{number} (trial_id {trial_id})")
         trial = optuna.trial.Trial(study, trial_id)
-        return cls(trial, str(trial_cfg.get("report") or record.DEFAULT_OBJECTIVE), prunable=len(study.directions) == 1)
+        statistic = trial_cfg.get("statistic") if trial_cfg.get("seeds") else None
+        return cls(trial, str(trial_cfg.get("report") or record.DEFAULT_OBJECTIVE), prunable=len(study.directions) == 1,
+                   seed=seed if statistic else None, statistic=statistic)
 
     @property
     def number(self) -> int:
@@ -116,8 +151,42 @@ class TrialReporter:
         from optuna.exceptions import UpdateFinishedTrialError
 
         try:
-            self.trial.report(value, step=int(epoch))
-            return not last and self.trial.should_prune()
+            if self.statistic is None:
+                self.trial.report(value, step=int(epoch))
+                return not last and self.trial.should_prune()
+            if self._report_over_seeds(int(epoch), value):
+                return True
+            prune = not last and self._prune_over_seeds(int(epoch))
+            if prune:
+                self._storage.set_trial_system_attr(self.trial._trial_id, PRUNED_ATTR, f"seed {self.seed}, epoch {epoch}")
+            return prune
         except UpdateFinishedTrialError:
             log.warning("trial %d was already closed by the sweeper; stopping this job", self.trial.number)
             return True
+
+    @property
+    def _storage(self):
+        return self.trial.study._storage
+
+    def _prune_over_seeds(self, epoch: int) -> bool:
+        """The pruner's verdict on the trial as it stands at this epoch (a sibling run may be further on)."""
+        import copy
+
+        frozen = copy.deepcopy(self._storage.get_trial(self.trial._trial_id))
+        frozen.intermediate_values = {step: v for step, v in frozen.intermediate_values.items() if step <= epoch}
+        return self.trial.study.pruner.prune(self.trial.study, frozen)
+
+    def _report_over_seeds(self, epoch: int, value: float) -> bool:
+        """Record this run's value, report the statistic over the seeds at this epoch; True if a sibling was pruned."""
+        trial_id = self.trial._trial_id
+        self.curve[str(epoch)] = value
+        self._storage.set_trial_system_attr(trial_id, f"{CURVE_ATTR}{self.seed}", dict(self.curve))
+        attrs = self._storage.get_trial_system_attrs(trial_id)
+        if attrs.get(PRUNED_ATTR):
+            log.info("trial %d: another seed's run was pruned (%s); stopping", self.trial.number, attrs[PRUNED_ATTR])
+            return True
+        reached = [curve[str(epoch)] for key, curve in attrs.items()
+                   if key.startswith(CURVE_ATTR) and isinstance(curve, dict) and str(epoch) in curve]
+        maximize = self.trial.study.direction.name == "MAXIMIZE"
+        self._storage.set_trial_intermediate_value(trial_id, epoch, seed_statistic(reached, self.statistic, maximize))
+        return False

@@ -28,7 +28,10 @@ BASELINE_SWEEP = "baseline"
 COMPLETE = "COMPLETE"
 
 # Columns that describe a run rather than its configuration (runs.csv and trials.csv alike).
-RUN_COLUMNS = ("run_dir", "sweep", "sweep_dir", "job", "trial", "study_name", "status", "state", "reason", "seed")
+RUN_COLUMNS = ("run_dir", "sweep", "sweep_dir", "role", "job", "trial", "study_name", "status", "state", "reason",
+               "seed")
+# What a run did in its sweep: a trial's run (search), or a re-run of a best trial on a fresh seed (confirm).
+SEARCH, CONFIRM = "search", "confirm"
 TAIL_COLUMNS = ("params", "epochs", "epochs_planned", "seconds", "device_used", "overrides")
 BOOKKEEPING = set(RUN_COLUMNS) | set(TAIL_COLUMNS) | {"number", "value", "datetime_start", "datetime_complete",
                                                       "worker", "duration", "_scope", "_source"}
@@ -73,8 +76,9 @@ def _natural_key(path: Path) -> list:
 def read_run(run_dir: Path) -> dict:
     """One run directory -> one row (dict of column -> value). Raises SkippedRun with a one-line reason."""
     metrics_path = run_dir / "metrics.json"
+    sweep_dir = sweep_folder(run_dir)
     if not metrics_path.is_file():
-        metrics = _failed_trial(run_dir)
+        metrics = _failed_trial(run_dir, sweep_dir)
         if metrics is None:
             raise SkippedRun("no metrics.json (crashed, killed or still running)")
     else:
@@ -93,12 +97,15 @@ def read_run(run_dir: Path) -> dict:
         config.setdefault(group, choice)
 
     row: dict = {"run_dir": str(run_dir)}
-    sweep = _sweep_name(run_dir, hydra)
+    sweep = _sweep_name(run_dir, sweep_dir, hydra)
     row["sweep"] = sweep
-    row["sweep_dir"] = str(run_dir.parent) if sweep is not None else None
+    row["sweep_dir"] = str(sweep_dir or run_dir.parent) if sweep is not None else None
+    row["role"] = None
     row["job"] = None
     if sweep is not None:
-        row["job"] = hydra.get("job_num", int(run_dir.name) if run_dir.name.isdigit() else None)
+        inside = run_dir.relative_to(sweep_dir).parts if sweep_dir else (run_dir.name,)
+        row["role"] = CONFIRM if inside[0] == CONFIRM else SEARCH
+        row["job"] = hydra.get("job_num", int(inside[0]) if inside[0].isdigit() else None)
     trial = metrics.get("trial") or {}
     row["trial"] = trial.get("number")
     row["study_name"] = trial.get("study_name")
@@ -122,13 +129,24 @@ def read_run(run_dir: Path) -> dict:
     return row
 
 
-def _failed_trial(run_dir: Path) -> dict | None:
+def sweep_folder(run_dir: Path) -> Path | None:
+    """The sweep folder a job's folder lies in (the one holding multirun.yaml): its parent, or above it for a
+    trial's run per seed (<trial>/seed<s>) and a confirmation run (confirm/<trial>/seed<s>)."""
+    for folder in list(run_dir.parents)[:3]:
+        if (folder / "multirun.yaml").is_file():
+            return folder
+    return None
+
+
+def _failed_trial(run_dir: Path, sweep_dir: Path | None) -> dict | None:
     """What the sweep's trials.csv says of a trial that ended without metrics.json, when it says FAIL.
 
     A trial refused by its config, crashed, or left running by a killed sweep writes no metrics.json;
     its sweep recorded why, so it is a `failed` row with that reason rather than a run to skip.
     """
-    trials_csv = run_dir.parent / "trials.csv"
+    trials_csv = (sweep_dir or run_dir.parent) / "trials.csv"
+    if sweep_dir is not None and run_dir.relative_to(sweep_dir).parts[0] != run_dir.name:
+        run_dir = sweep_dir / run_dir.relative_to(sweep_dir).parts[0]  # a seed's run: its trial's folder
     if not trials_csv.is_file():
         return None
     try:
@@ -217,18 +235,17 @@ def _read_hydra(run_dir: Path) -> dict:
     return info
 
 
-def _sweep_name(run_dir: Path, hydra: dict) -> str | None:
+def _sweep_name(run_dir: Path, sweep_dir: Path | None, hydra: dict) -> str | None:
     """The sweep a job belongs to (None for a single run): outputs/sweeps/<name>/<time>/<job> -> <name>."""
-    in_sweep = "MULTIRUN" in hydra.get("mode", "") or (run_dir.parent / "multirun.yaml").is_file()
-    if not in_sweep:
+    if "MULTIRUN" not in hydra.get("mode", "") and sweep_dir is None:
         return None
-    parts = run_dir.resolve().parts
-    if "sweeps" in parts[:-2]:
+    parts = (sweep_dir or run_dir.parent).resolve().parts
+    if "sweeps" in parts[:-1]:
         index = len(parts) - 1 - parts[::-1].index("sweeps")
         if index + 1 < len(parts) - 1:
             return parts[index + 1]
     choice = hydra.get("sweep_choice")
-    return str(choice) if choice not in (None, "null") else run_dir.parent.parent.name
+    return str(choice) if choice not in (None, "null") else (sweep_dir or run_dir.parent).parent.name
 
 
 def collect_runs(dirs: Iterable[Path], warn: Warn = warn_stderr) -> pd.DataFrame:

@@ -15,8 +15,10 @@ import pandas as pd
 
 from aesweep import record
 from aesweep.errors import AesweepError, ConfigError, folded
-from aesweep.results.collect import (BASELINE_SWEEP, COMPLETE, Warn, collect_runs, config_columns, read_csv,
-                                     warn_stderr)
+from aesweep.results.collect import (BASELINE_SWEEP, COMPLETE, CONFIRM, SEARCH, Warn, collect_runs,
+                                     config_columns, read_csv, warn_stderr)
+
+CONFIRM_FILE = "confirm.csv"  # beside a sweep's trials.csv: its best trials re-run on fresh seeds
 from aesweep.results.table import compact, format_table, is_numeric_column
 
 
@@ -33,10 +35,12 @@ def load_runs(sources: Sequence[Path], warn: Warn = warn_stderr) -> pd.DataFrame
             table["_scope"] = ""
         elif source.is_file():
             table = read_csv(source)
-            is_trials = "number" in table.columns and "status" not in table.columns
+            is_trials = "number" in table.columns  # runs.csv names a run's trial "trial", trials.csv "number"
             table["_scope"] = str(source) if is_trials else ""
             if "sweep" not in table.columns:
                 table.insert(0, "sweep", _sweep_of_table(source, table))
+            if is_trials:
+                table = _with_confirmation_runs(table, source.parent / CONFIRM_FILE)
         else:
             raise AesweepError(f"no such file or directory: '{source}' "
                                "(give runs.csv/trials.csv files or run/sweep directories)")
@@ -51,6 +55,27 @@ def load_runs(sources: Sequence[Path], warn: Warn = warn_stderr) -> pd.DataFrame
             warn(f"{int(duplicated.sum())} runs appear in more than one input (same run_dir): counted once")
             runs = runs[~duplicated].reset_index(drop=True)
     return runs
+
+
+def _with_confirmation_runs(trials: pd.DataFrame, confirm_csv: Path) -> pd.DataFrame:
+    """A trials.csv and the runs its sweep re-ran on fresh seeds (confirm.csv beside it): each such run a row
+    of its trial's configuration with role `confirm`, its seed and its own metrics."""
+    trials = trials.assign(role=SEARCH)
+    if not confirm_csv.is_file():
+        return trials
+    runs = read_csv(confirm_csv)
+    metrics = [c for c in runs.columns if c.startswith(tuple(f"{split}." for split in record.SPLITS))]
+    by_number = trials.set_index("number")
+    rows = []
+    for _, run in runs.iterrows():
+        if run["trial"] not in by_number.index:
+            continue
+        row = by_number.loc[run["trial"]].to_dict()
+        row.update({name: None for name in row if name.startswith(tuple(f"{s}." for s in record.SPLITS))})
+        row.update(number=run["trial"], role=CONFIRM, seed=run["seed"], state=run["state"], run_dir=run["run_dir"],
+                   **{name: run[name] for name in metrics})
+        rows.append(row)
+    return pd.concat([trials, pd.DataFrame(rows)], ignore_index=True) if rows else trials
 
 
 def _sweep_of_table(path: Path, table: pd.DataFrame) -> str:
@@ -122,11 +147,18 @@ def _summarize(group: pd.DataFrame, metric: str) -> dict:
     return summary
 
 
-def configurations(runs: pd.DataFrame, metric: str = record.DEFAULT_OBJECTIVE) -> pd.DataFrame:
-    """One row per configuration (runs differing only by seed): its config columns, sweeps, seeds, summary."""
+def configurations(runs: pd.DataFrame, metric: str = record.DEFAULT_OBJECTIVE,
+                   confirmations: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per configuration (runs differing only by seed): its config columns, sweeps, seeds, summary, and
+    beside it the configuration's runs on fresh seeds after the search (`confirmations`), if any."""
     keys = config_columns(runs) + ["_scope"]
+    shown = _test_metric(metric) or metric
+    confirmed: dict[str, pd.Series] = {}
+    if confirmations is not None and shown in confirmations.columns:
+        for values, group in _finished(confirmations, shown).groupby(keys, dropna=False, sort=False):
+            confirmed[_key_text(values)] = group[shown].astype(float)
     rows = []
-    for _, group in runs.groupby(keys, dropna=False, sort=False):
+    for values, group in runs.groupby(keys, dropna=False, sort=False):
         row = {key: group[key].iloc[0] for key in keys}
         row["sweep"] = "+".join(sorted(group["sweep"].dropna().astype(str).unique())) if "sweep" in group else ""
         summary = _summarize(group, metric)
@@ -134,9 +166,22 @@ def configurations(runs: pd.DataFrame, metric: str = record.DEFAULT_OBJECTIVE) -
         if "seed" in group.columns:
             row["seeds"] = ",".join(compact(s) for s in sorted(group["seed"].dropna().unique()))
         row.update(summary)
+        if confirmed:
+            scores = confirmed.get(_key_text(values), pd.Series(dtype=float))
+            row[f"confirmed {shown}"] = scores.mean() if len(scores) else np.nan
+            row[f"confirmed std {shown}"] = scores.std(ddof=1) if len(scores) > 1 else np.nan
+            row[f"confirmed worst {shown}"] = (scores.max() if minimized(shown) else scores.min()) if len(scores) \
+                else np.nan
+            row["confirmed runs"] = len(scores)
         rows.append(row)
     table = pd.DataFrame(rows)
     return table[_shown_config(table, keys) + [c for c in table.columns if c not in keys]]
+
+
+def _key_text(values: object) -> str:
+    """A configuration's key, comparable across tables whose columns were read with different dtypes."""
+    values = values if isinstance(values, tuple) else (values,)
+    return "|".join("" if pd.isna(v) else compact(v) for v in values)
 
 
 def group_by(runs: pd.DataFrame, by: Sequence[str], metric: str = record.DEFAULT_OBJECTIVE) -> pd.DataFrame:
@@ -221,11 +266,16 @@ def compare(sources: Sequence[Path], by: str | None = None, where: str | None = 
     notes = []
     if where:
         runs = filter_runs(runs, where)
+    confirming = runs["role"] == CONFIRM if "role" in runs.columns else pd.Series(False, index=runs.index)
+    confirmations, runs = runs[confirming], runs[~confirming]
     finished = _finished(runs, metric)
     left_out = len(runs) - len(finished)
     if finished.empty:
         raise AesweepError(f"none of the {len(runs)} runs completed with a {metric} value")
-    table = group_by(finished, keys, metric) if keys else configurations(finished, metric)
+    table = group_by(finished, keys, metric) if keys else configurations(finished, metric, confirmations)
+    if not keys and not confirmations.empty:
+        notes.append(f"confirmed: {_test_metric(metric) or metric} of the runs a sweep re-ran on fresh seeds after its "
+                     "search (confirm.csv), mean, std and worst; the search's own runs are the other columns")
     if base is not None:
         table = add_gain(table, metric, base[0])
     table = table[[c for c in table.columns if c != "best run_dir"] + ["best run_dir"]]

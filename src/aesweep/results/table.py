@@ -44,7 +44,7 @@ def _cell(column: str, value: object) -> str:
         return f"{value:+.2f}"
     if column == "gain ratio":
         return f"{value:.3f}"
-    if isinstance(value, (float, np.floating)) and column.startswith(("mean ", "std ", "best ") + tuple(
+    if isinstance(value, (float, np.floating)) and column.startswith(("mean ", "std ", "best ", "confirmed ") + tuple(
             f"{split}." for split in record.SPLITS)):
         return f"{value:.4f}"
     return compact(value)

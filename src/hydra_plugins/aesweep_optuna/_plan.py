@@ -36,6 +36,7 @@ ComposeFn = Callable[[list[str]], DictConfig]
 OBJECTIVES_ATTR = "aesweep.objectives"  # the objective metric paths
 SEARCH_SPACE_ATTR = "aesweep.search_space"  # {param: grammar text}
 FIXED_ATTR = "aesweep.fixed"  # the fixed overrides of the command that last ran the study
+SEEDS_ATTR = "aesweep.seeds"  # {seeds, statistic}: what a trial's value is a statistic of
 
 
 @dataclass
@@ -67,9 +68,11 @@ def make_plan(settings: SweepSettings, config: DictConfig, compose: ComposeFn,
             raise ConfigError(COMPOSE_KEY, " ".join(overrides), one_line(error)) from None
 
     space = parse_search_space(settings.params, arguments, group_options)
-    if not any(p.searched for p in space):
-        raise ConfigError("hydra.sweeper.params", settings.params, "at least one choice(), range() or interval()")
+    if not any(p.searched for p in space) and settings.seeds is None:
+        raise ConfigError("hydra.sweeper.params", settings.params, "at least one choice(), range() or interval() "
+                                                                  "(or hydra.sweeper.seeds: one configuration over seeds)")
     check_against_config(space, compose_checked)
+    settings.check_seeds(compose_checked(fixed_overrides(space)).get("seed"))
     validate = app_config_check(config)
     if validate is not None:
         check_trial_configs(space, compose_checked, validate)
@@ -98,11 +101,13 @@ def make_plan(settings: SweepSettings, config: DictConfig, compose: ComposeFn,
         else:  # loaded, not created: create_study(load_if_exists=True) appends to a journal even then
             study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
             _check_resumed(settings, study, storage_url, objectives, directions, space)
+            _check_resumed_seeds(settings, study, storage_url)
             _warn_changed_fixed(study, fixed_overrides(space))
         recorded_space = study.user_attrs.get(SEARCH_SPACE_ATTR) or {}
         study.set_user_attr(FIXED_ATTR, fixed_overrides(space))
         study.set_user_attr(PRUNER_ATTR, settings.pruner)
         study.set_user_attr(OBJECTIVES_ATTR, objectives)
+        study.set_user_attr(SEEDS_ATTR, {"seeds": settings.seeds, "statistic": settings.seed_statistic})
         # Kept for parameters this command does not search: searching one again must not change it.
         study.set_user_attr(SEARCH_SPACE_ATTR, {**recorded_space, **{p.name: p.text for p in space if p.searched}})
         with warnings.catch_warnings():
@@ -156,6 +161,18 @@ def _check_resumed(settings: SweepSettings, study: optuna.Study, storage_url: st
                 f"{stored_text}, as study '{study.study_name}' in {storage_url} searches it (a changed range, "
                 "choices, step or log scale needs a new hydra.sweeper.study_name)",
             )
+
+
+def _check_resumed_seeds(settings: SweepSettings, study: optuna.Study, storage_url: str) -> None:
+    """A resumed study keeps the seeds its trials ran on and the statistic over them: its values mean that."""
+    recorded = study.user_attrs.get(SEEDS_ATTR)
+    if recorded is None:
+        return
+    where = f"as study '{study.study_name}' in {storage_url} ran its trials (a new hydra.sweeper.study_name starts afresh)"
+    if recorded.get("seeds") != settings.seeds:
+        raise ConfigError("hydra.sweeper.seeds", settings.seeds, f"{recorded.get('seeds')}, {where}")
+    if recorded.get("seeds") is not None and recorded.get("statistic") != settings.seed_statistic:
+        raise ConfigError("hydra.sweeper.seed_statistic", settings.seed_statistic, f"{recorded.get('statistic')}, {where}")
 
 
 def _warn_changed_fixed(study: optuna.Study, fixed: list[str]) -> None:

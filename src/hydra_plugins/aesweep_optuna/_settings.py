@@ -15,11 +15,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from aesweep import record
 from aesweep.errors import ConfigError, one_line
-from aesweep.trial import checked_pruner
+from aesweep.trial import STATISTICS, checked_pruner
 
 from ._search_space import SearchParam, grid_search_space, value_as_override_text
 
 DIRECTIONS = ("maximize", "minimize")
+DISPATCH_MODES = ("async", "batch")
 PRUNER_KEY = "hydra.sweeper.pruner"
 
 # Sampler seed s owns the block of per-trial seeds [s * stride, (s + 1) * stride): sweeps with seeds 0, 1, 2
@@ -50,11 +51,42 @@ class SweepSettings:
     heartbeat_interval: float
     stale_after: float
     top_k: int
+    dispatch: str = "async"
+    seeds: list[int] | None = None
+    seed_statistic: str = "mean"
+    confirm: Any = None
+    baseline_overrides: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.sampler, self.pruner = plain(self.sampler), plain(self.pruner)
         self.direction, self.objective = plain(self.direction), plain(self.objective)
         self.params = plain(self.params) or {}
+        self.seeds, self.baseline_overrides = plain(self.seeds), plain(self.baseline_overrides)
+        confirm = plain(self.confirm) or {}
+        self.confirm_seeds: list[int] = list(confirm.get("seeds") or [])
+        self.confirm_top_k = confirm.get("top_k", 1)
+
+    def check_seeds(self, config_seed: Any) -> None:
+        """The seeds a trial runs on, their statistic and the confirmation's seeds; refused in one line."""
+        if self.seeds is not None:
+            _check_seed_list("hydra.sweeper.seeds", self.seeds, allow_empty=False)
+        if self.seed_statistic not in STATISTICS:
+            raise ConfigError("hydra.sweeper.seed_statistic", self.seed_statistic, "one of: " + ", ".join(STATISTICS))
+        _check_seed_list("hydra.sweeper.confirm.seeds", self.confirm_seeds, allow_empty=True)
+        searched = list(self.seeds) if self.seeds is not None else [config_seed]
+        overlap = sorted(set(self.confirm_seeds) & set(searched))
+        if overlap:
+            where = "hydra.sweeper.seeds" if self.seeds is not None else "the config's seed"
+            raise ConfigError("hydra.sweeper.confirm.seeds", self.confirm_seeds,
+                              f"fresh seeds the search never used; {', '.join(map(str, overlap))} "
+                              f"{'is' if len(overlap) == 1 else 'are'} in {where} {searched}")
+        top_k = self.confirm_top_k
+        if not (isinstance(top_k, int) and not isinstance(top_k, bool) and top_k >= 1):
+            raise ConfigError("hydra.sweeper.confirm.top_k", top_k, "a whole number >= 1")
+        if self.baseline_overrides is not None and not (
+                isinstance(self.baseline_overrides, list) and all(isinstance(o, str) for o in self.baseline_overrides)):
+            raise ConfigError("hydra.sweeper.baseline_overrides", self.baseline_overrides,
+                              "a list of overrides, e.g. [model=blog, loss=mse], or null")
 
     def check_numbers(self) -> None:
         def need(key: str, value: Any, ok: bool, allowed: str) -> None:
@@ -69,6 +101,7 @@ class SweepSettings:
         need("heartbeat_interval", self.heartbeat_interval, self.heartbeat_interval > 0, "seconds > 0")
         need("stale_after", self.stale_after, self.stale_after >= 3 * self.heartbeat_interval,
              f"seconds >= 3 x heartbeat_interval ({3 * self.heartbeat_interval:g})")
+        need("dispatch", self.dispatch, self.dispatch in DISPATCH_MODES, "one of: " + ", ".join(DISPATCH_MODES))
 
     def objectives_and_directions(self) -> tuple[list[str], list[str]]:
         objective, direction = self.objective, self.direction
@@ -169,6 +202,16 @@ class SweepSettings:
             f"left {kept} that {short} does not accept; replace the pruner whole: "
             f"hydra.sweeper.pruner=null 'hydra.sweeper.pruner={wanted}' (hydra.sweeper.pruner=null alone: no pruning)",
         )
+
+
+def _check_seed_list(key: str, seeds: Any, allow_empty: bool) -> None:
+    whole = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+    if not whole or (not seeds and not allow_empty):
+        raise ConfigError(key, seeds, "a non-empty list of seeds (whole numbers >= 0), e.g. [0, 1, 2]"
+                          + (", or null" if not allow_empty else ""))
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ConfigError(key, seeds, f"distinct seeds ({', '.join(map(str, repeated))} repeated)")
 
 
 def trial_seed(seed: int, trial_number: int) -> int:

@@ -1,15 +1,16 @@
-"""The sweep loop: plan (``_plan``), then claim trials, launch them as a batch, record them.
+"""The sweep loop: plan (``_plan``), then claim trials and keep ``n_jobs`` runs going until the budget is spent.
 
-plan   settings, search space, sampler, pruner, storage and study are all checked before the
-       first trial; a mistake ends the command with one ``error:`` line and exit status 2
-claim  under the claim lock: fail stale trials, then ask up to n_jobs trials while the study
-       has fewer than n_trials (every state counts, every worker's trials count)
-launch one batch through hydra/launcher (basic: in this process; joblib: worker processes);
-       each job gets the sampled overrides plus trial.* telling it which trial it is
-record read the job's metrics.json: completed -> COMPLETE with the objective value(s),
-       pruned -> PRUNED, diverged / failed / exception / missing metric -> FAIL with a reason
-tables trials.csv and best.yaml after every batch; a summary at the end; exit status 1 when
-       every trial this command ran failed
+plan     settings, search space, sampler, pruner, storage and study are all checked before the first
+         trial; a mistake ends the command with one ``error:`` line and exit status 2
+baseline the configuration the sweep is compared with, measured over the sweep's seeds when the
+         storage has none (``baseline_overrides``)
+claim    under the claim lock: fail stale trials, then ask one trial while the study has fewer than
+         n_trials (every state counts, every worker's trials count); it becomes one run per seed
+dispatch a run starts the moment a slot frees (``_dispatch``), sampled with what is known by then
+         (TPE's constant liar covers the trials still running); ``dispatch: batch`` waits for a whole batch
+record   a trial's runs judged and combined (``_outcome``) and told to the study as soon as its last run ends
+confirm  the best configurations re-run on fresh seeds (``_confirm``), then trials.csv, best.yaml and a
+         summary; exit status 1 when every trial this command ran failed
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,16 +32,19 @@ import optuna
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.types import Quote, QuotedString
 from hydra.core.plugins import Plugins
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from aesweep import record
 from aesweep.errors import AesweepError, ConfigError, one_line
 from aesweep.storage import write_study_file
+from aesweep.trial import PRUNED_ATTR
 
 from . import _tables
+from ._confirm import confirm_best, measure_baseline
+from ._dispatch import Dispatcher, RunJob
+from ._outcome import RunOutcome, combine, judge_run
 from ._plan import Plan, make_plan
 from ._search_space import suggest, trial_overrides
 from ._settings import SweepSettings
@@ -50,12 +55,30 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Claim:
-    """A trial this worker asked for, and the job that will run it."""
+    """A trial this worker asked for: its configuration, its runs (one per seed) and their verdicts so far."""
 
     trial: optuna.Trial
-    overrides: list[str]  # the task overrides that reproduce the run (recorded, and best.yaml)
-    job_overrides: list[str] = field(default_factory=list)  # + trial.* and the job's subdir
-    run_dir: Path = Path()
+    overrides: list[str]  # the task overrides that reproduce the configuration (recorded, and best.yaml)
+    runs: list[RunJob]
+    trial_dir: Path
+    outcomes: list[RunOutcome] = field(default_factory=list)
+    skipped: int = 0
+
+    @property
+    def done(self) -> bool:
+        return len(self.outcomes) + self.skipped == len(self.runs)
+
+    def finished(self, outcome: RunOutcome) -> None:
+        self.outcomes.append(outcome)
+
+    def skip(self, run: RunJob) -> None:
+        self.skipped += 1
+
+    def stopped(self, storage: Any) -> bool:
+        """Whether a run of this trial already failed, or was pruned (it marks the trial for its siblings)."""
+        if any(outcome.state == TrialState.FAIL for outcome in self.outcomes):
+            return True
+        return bool(storage.get_trial_system_attrs(self.trial._trial_id).get(PRUNED_ATTR))
 
 
 def _exit(code: int, message: str) -> NoReturn:
@@ -94,7 +117,6 @@ class OptunaSweep:
         self.hydra_context: HydraContext | None = None
         self.config: DictConfig | None = None
         self.launcher: Any = None
-        self._job_index = 0
         self._exhausted = False  # a grid/brute-force sampler ran out of points
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -123,59 +145,64 @@ class OptunaSweep:
         return make_plan(self.settings, config, self.compose, group_options, arguments, self.launcher)
 
     # ---------------------------------------------------------------- claim
-    def claim(self, plan: Plan, count: int) -> list[Claim]:
-        """Ask up to ``count`` trials, never letting the study exceed n_trials (all workers together)."""
-        claims = []
+    def claim(self, plan: Plan) -> Claim | None:
+        """Ask one trial unless the study has n_trials (all workers together); None when there is none to ask."""
         with claim_lock(plan.storage_url, plan.study.study_name):
             trials = plan.study.get_trials(deepcopy=False)
             fail_stale_trials(plan.storage, trials, self.worker, self.settings.stale_after)
             waiting = sum(t.state == TrialState.WAITING for t in trials)
-            free = self.settings.n_trials - len(trials) + waiting
-            for _ in range(min(count, free)):
-                claim = self._prepare(plan, plan.study.ask())
-                if claim is not None:
-                    claims.append(claim)
-        return claims
+            if self.settings.n_trials - len(trials) + waiting <= 0:
+                return None
+            return self._prepare(plan, plan.study.ask())
 
     def _prepare(self, plan: Plan, trial: optuna.Trial) -> Claim | None:
-        """Record the owner, sample the parameters, build and check the job's overrides."""
+        """Record the owner, sample the parameters, build and check each run's overrides."""
         sampler = self.settings.trial_sampler(plan.space, trial.number)
         if sampler is not None:
             plan.study.sampler = sampler
         plan.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, self.worker.as_attr())
         plan.storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, time.time())
-        run_dir = plan.sweep_dir / str(trial.number)
+        trial_dir = plan.sweep_dir / str(trial.number)
         trial.set_user_attr("worker", str(self.worker))
-        trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("run_dir", str(trial_dir))
         try:
-            overrides = self._sample(plan, trial)
+            overrides = trial_overrides(plan.space, lambda param: suggest(trial, param), self.compose)
         except Exception as error:  # the sampler would fail every trial the same way: stop here
             self._tell(plan, trial, TrialState.FAIL, None, {"reason": f"sampler: {one_line(error)}"})
             raise
-        job_overrides = overrides + self._trial_overrides(plan, trial)
+        link = self._trial_link(plan, trial)
+        runs = [RunJob(trial.number, seed, overrides + link + self._seed_overrides(trial.number, seed),
+                       trial_dir if seed is None else trial_dir / f"seed{seed}") for seed in self.settings.seeds or [None]]
         try:
-            self.compose(job_overrides)
+            self.compose(runs[0].overrides)
         except Exception as error:  # this combination of values does not compose: fail just it
             self._tell(plan, trial, TrialState.FAIL, None, {"reason": f"config: {one_line(error)}"})
             return None
         trial.set_user_attr("overrides", overrides)
-        return Claim(trial, overrides, job_overrides, run_dir)
+        return Claim(trial, overrides, runs, trial_dir)
 
-    def _sample(self, plan: Plan, trial: optuna.Trial) -> list[str]:
-        return trial_overrides(plan.space, lambda param: suggest(trial, param), self.compose)
-
-    def _trial_overrides(self, plan: Plan, trial: optuna.Trial) -> list[str]:
-        """What tells the job its trial (aesweep.pruning.TrialReporter reads it) and its folder."""
-        overrides = [
+    def _trial_link(self, plan: Plan, trial: optuna.Trial) -> list[str]:
+        """What tells each job its trial (aesweep.trial.TrialReporter reads it)."""
+        link = [
             f"++trial.study_name={_quoted(plan.study.study_name)}",
             f"++trial.storage={_quoted(plan.storage_url)}",
             f"++trial.trial_id={trial._trial_id}",
             f"++trial.trial_number={trial.number}",
         ]
         if len(plan.objectives) == 1:
-            overrides.append(f"++trial.report={_quoted(plan.objectives[0])}")
-        # Name the job's folder after the trial number: unique even when workers share a sweep dir.
-        return overrides + [f"hydra.sweep.subdir={trial.number}"]
+            link.append(f"++trial.report={_quoted(plan.objectives[0])}")
+        if self.settings.seeds is not None:
+            link += [f"++trial.seeds=[{','.join(map(str, self.settings.seeds))}]",
+                     f"++trial.statistic={self.settings.seed_statistic}"]
+        return link
+
+    @staticmethod
+    def _seed_overrides(trial_number: int, seed: int | None) -> list[str]:
+        """The run's seed and folder: the trial number (unique even when workers share a sweep folder), and
+        below it one folder per seed."""
+        if seed is None:
+            return [f"hydra.sweep.subdir={trial_number}"]
+        return [f"seed={seed}", f"hydra.sweep.subdir={trial_number}/seed{seed}"]
 
     # ---------------------------------------------------------------- record
     def _tell(
@@ -198,59 +225,15 @@ class OptunaSweep:
             self._exhausted = True
         return state
 
-    def record(
-        self, plan: Plan, claim: Claim, job_return: JobReturn | None, launch_error: str | None
-    ) -> TrialState | None:
-        """Judge one finished job from its metrics.json (and exception) and tell the study."""
-        run_dir = claim.run_dir
-        if job_return is not None and job_return.hydra_cfg is not None:
-            run_dir = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
-        try:
-            metrics, metrics_problem = record.read(run_dir), ""
-        except record.RecordMissing:
-            metrics, metrics_problem = None, f"the job wrote no {record.RECORD_FILE} in {run_dir}"
-        except record.RecordUnreadable as problem:
-            metrics, metrics_problem = None, str(problem)
-        attrs: dict[str, Any] = {"run_dir": str(run_dir), **_metric_attrs(metrics)}
-        state, values, reason = self._judge(plan, claim, job_return, metrics, metrics_problem, launch_error)
-        if reason:
-            attrs["reason"] = reason
-        outcome = self._tell(plan, claim.trial, state, values, attrs)
-        shown = ", ".join(f"{v:.4g}" for v in values) if values else reason
+    def record(self, plan: Plan, claim: Claim) -> TrialState | None:
+        """Combine the trial's judged runs and tell the study."""
+        maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in plan.study.directions]
+        state, values, attrs = combine(claim.outcomes, plan.objectives, maximize, self.settings.seed_statistic,
+                                       claim.trial_dir)
+        closed = self._tell(plan, claim.trial, state, values, attrs)
+        shown = ", ".join(f"{v:.4g}" for v in values) if values else attrs.get("reason")
         log.info("trial %d %s%s", claim.trial.number, state.name, f" {shown}" if shown else "")
-        return outcome
-
-    def _judge(
-        self,
-        plan: Plan,
-        claim: Claim,
-        job_return: JobReturn | None,
-        metrics: dict[str, Any] | None,
-        metrics_problem: str,
-        launch_error: str | None,
-    ) -> tuple[TrialState, list[float] | None, str | None]:
-        if job_return is not None and job_return.status == JobStatus.FAILED:
-            error = job_return._return_value  # the public return_value re-raises it
-            if not isinstance(error, AesweepError):  # a bug, not a user mistake: keep its traceback
-                log.error("trial %d: the job raised", claim.trial.number, exc_info=error)
-            return TrialState.FAIL, None, one_line(error)
-        if metrics is None:
-            return TrialState.FAIL, None, launch_error or metrics_problem
-        status = metrics.get("status")
-        detail = metrics.get("reason")
-        if status == "pruned":
-            return TrialState.PRUNED, None, None
-        if status == "diverged":
-            return TrialState.FAIL, None, f"diverged: {detail or 'the loss became NaN/inf'}"
-        if status != "completed":
-            return TrialState.FAIL, None, f"{status}: {detail or 'no reason given'}"
-        values = []
-        for objective in plan.objectives:
-            value = record.lookup(metrics, objective)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                return TrialState.FAIL, None, f"objective {objective} is {value!r} in metrics.json"
-            values.append(float(value))
-        return TrialState.COMPLETE, values, None
+        return closed
 
     # ---------------------------------------------------------------- run
     def run(self, arguments: list[str]) -> list[list[JobReturn]]:
@@ -266,60 +249,117 @@ class OptunaSweep:
             _exit(2, f"error: {ConfigError('hydra.sweep.dir', str(plan.sweep_dir), one_line(error))}")
         write_study_file(plan.sweep_dir, self._study_info(plan))
         existing = len(plan.study.get_trials(deepcopy=False))
-        log.info(
-            "study '%s' in %s: %d of %d trials exist", plan.study.study_name, plan.storage_url, existing, self.settings.n_trials
-        )
+        log.info("study '%s' in %s: %d of %d trials exist", plan.study.study_name, plan.storage_url, existing,
+                 self.settings.n_trials)
         if existing >= self.settings.n_trials:
             log.info("nothing to run: raise hydra.sweeper.n_trials to continue, or set a new hydra.sweeper.study_name")
 
         outcomes: dict[int, TrialState | None] = {}  # trial number -> how this command closed it
-        returns: list[list[JobReturn]] = []
-        deadline = time.monotonic() + self.settings.timeout if self.settings.timeout else math.inf
+        returns: list[JobReturn] = []
+        dispatcher = Dispatcher(self.launcher, self.settings.n_jobs)
         with _sigterm_as_interrupt(), Heartbeat(plan.storage, self.settings.heartbeat_interval) as heartbeat:
-            while time.monotonic() < deadline and not self._exhausted:
-                claims = self.claim(plan, self.settings.n_jobs)
-                if not claims:
-                    if self._nothing_left(plan):
-                        break
-                    continue  # every claimed trial failed its config check; claim again
-                for claim in claims:
-                    heartbeat.add(claim.trial._trial_id)
-                batch = self._launch(plan, claims)
-                outcomes.update((c.trial.number, self.record(plan, c, r, e)) for c, r, e in batch)
-                returns.append([r for _, r, _ in batch if r is not None])
-                for claim in claims:
-                    heartbeat.discard(claim.trial._trial_id)
-                _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives)
+            try:
+                measure_baseline(self, plan, dispatcher)
+                deadline = time.monotonic() + self.settings.timeout if self.settings.timeout else math.inf
+                loop = self._batches if self.settings.dispatch == "batch" else self._runs_as_slots_free
+                loop(plan, dispatcher, heartbeat, deadline, outcomes, returns)
+                confirm_best(self, plan, dispatcher)
+            except KeyboardInterrupt as interrupt:
+                self._interrupted(plan, dispatcher, str(interrupt) or "Ctrl-C")
         self._finish(plan, outcomes)
-        return returns
+        return [returns]
+
+    def _runs_as_slots_free(self, plan: Plan, dispatcher: Dispatcher, heartbeat: Heartbeat, deadline: float,
+                            outcomes: dict[int, TrialState | None], returns: list[JobReturn]) -> None:
+        """Keep every slot busy: a freed slot takes the next run of an open trial, or the first run of a new one."""
+        pending: deque[RunJob] = deque()
+        self._open: dict[int, Claim] = {}
+        budget_left = True
+        while True:
+            while dispatcher.free > 0:
+                if not pending and budget_left:
+                    budget_left = time.monotonic() < deadline and not self._exhausted
+                    claim = self.claim(plan) if budget_left else None
+                    if claim is None:
+                        budget_left = budget_left and not self._nothing_left(plan)
+                        if budget_left:
+                            continue  # the claimed trial failed its config check; claim again
+                        break
+                    self._open[claim.trial.number] = claim
+                    heartbeat.add(claim.trial._trial_id)
+                    pending.extend(claim.runs)
+                if not pending:
+                    break
+                run = pending.popleft()
+                claim = self._open[run.trial_number]
+                if claim.stopped(plan.storage):  # a sibling seed was pruned or failed: this run is not needed
+                    claim.skip(run)
+                    self._close_if_done(plan, claim, heartbeat, outcomes)
+                    continue
+                run.started = time.monotonic()
+                dispatcher.start(run)
+            if not dispatcher.running:
+                break
+            run = dispatcher.next_finished()
+            if run.job_return is not None:
+                returns.append(run.job_return)
+            claim = self._open[run.trial_number]
+            claim.finished(judge_run(run.seed, run.run_dir, run.job_return, plan.objectives, run.launch_error))
+            self._close_if_done(plan, claim, heartbeat, outcomes)
+
+    def _batches(self, plan: Plan, dispatcher: Dispatcher, heartbeat: Heartbeat, deadline: float,
+                 outcomes: dict[int, TrialState | None], returns: list[JobReturn]) -> None:
+        """``dispatch: batch``: claim n_jobs trials, launch all their runs in one call, wait for the slowest."""
+        self._open = {}
+        while time.monotonic() < deadline and not self._exhausted:
+            claims = []
+            while len(claims) < self.settings.n_jobs:
+                claim = self.claim(plan)
+                if claim is None:
+                    break
+                claims.append(claim)
+            if not claims:
+                if self._nothing_left(plan):
+                    break
+                continue
+            for claim in claims:
+                self._open[claim.trial.number] = claim
+                heartbeat.add(claim.trial._trial_id)
+            runs = [run for claim in claims for run in claim.runs]
+            dispatcher.start_batch(runs)
+            for _ in runs:
+                run = dispatcher.next_finished()
+                if run.job_return is not None:
+                    returns.append(run.job_return)
+                self._open[run.trial_number].finished(
+                    judge_run(run.seed, run.run_dir, run.job_return, plan.objectives, run.launch_error))
+            for claim in claims:
+                self._close_if_done(plan, claim, heartbeat, outcomes)
+
+    def _close_if_done(self, plan: Plan, claim: Claim, heartbeat: Heartbeat,
+                       outcomes: dict[int, TrialState | None]) -> None:
+        if not claim.done:
+            return
+        outcomes[claim.trial.number] = self.record(plan, claim)
+        heartbeat.discard(claim.trial._trial_id)
+        del self._open[claim.trial.number]
+        _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives, self.settings.seeds)
+
+    def _interrupted(self, plan: Plan, dispatcher: Dispatcher, why: str) -> NoReturn:
+        """Ctrl-C or SIGTERM: trials still running are recorded FAIL (finished ones kept); exit 130 or 143."""
+        for claim in list(getattr(self, "_open", {}).values()):
+            self._tell(plan, claim.trial, TrialState.FAIL, None, {"reason": f"sweep interrupted ({why})"})
+        _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives, self.settings.seeds)
+        # the shell's codes: 128 + the signal (SIGINT 2, SIGTERM 15)
+        _exit(143 if why == f"signal {signal.SIGTERM}" else 130,
+              f"error: sweep interrupted ({why}): the running trials are recorded FAIL, finished ones kept; "
+              "run the same command again to continue")
 
     def _nothing_left(self, plan: Plan) -> bool:
         if self._exhausted:
             return True
         trials = plan.study.get_trials(deepcopy=False)
         return len(trials) >= self.settings.n_trials and not any(t.state == TrialState.WAITING for t in trials)
-
-    def _launch(self, plan: Plan, claims: list[Claim]) -> list[tuple[Claim, JobReturn | None, str | None]]:
-        """Run one batch; a launcher failure (a job process died) fails only the batch."""
-        try:
-            job_returns = list(self.launcher.launch([c.job_overrides for c in claims], initial_job_idx=self._job_index))
-            launch_error = None
-        except KeyboardInterrupt as interrupt:
-            # Jobs that finished before the interrupt keep their result; the others end FAIL.
-            why = str(interrupt) or "Ctrl-C"
-            for claim in claims:
-                self.record(plan, claim, None, f"sweep interrupted ({why})")
-            _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives)
-            # the shell's codes: 128 + the signal (SIGINT 2, SIGTERM 15)
-            _exit(143 if why == f"signal {signal.SIGTERM}" else 130,
-                  f"error: sweep interrupted ({why}): the running trials are recorded FAIL, finished ones kept; "
-                  "run the same command again to continue")
-        except Exception as error:
-            log.error("launcher failed: %s", one_line(error))
-            job_returns, launch_error = [], f"launcher: {one_line(error)}"
-        self._job_index += len(claims)
-        padded = job_returns + [None] * (len(claims) - len(job_returns))
-        return [(claim, job_return, launch_error) for claim, job_return in zip(claims, padded)]
 
     def _study_info(self, plan: Plan) -> dict[str, Any]:
         return {
@@ -328,18 +368,18 @@ class OptunaSweep:
             "directions": [d.name.lower() for d in plan.study.directions],
             "objectives": plan.objectives,
             "n_trials": self.settings.n_trials,
+            "seeds": self.settings.seeds,
+            "seed_statistic": self.settings.seed_statistic,
             "search_space": {p.name: p.text for p in plan.space if p.searched},
             "fixed": plan.fixed,
         }
 
     def _finish(self, plan: Plan, outcomes: dict[int, TrialState | None]) -> None:
         """Write the tables, print the summary; exit 1 if every trial this command ran failed."""
-        table = _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives)
+        table = _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives, self.settings.seeds)
         baseline = _tables.baseline_line(plan.storage, self.settings.baseline_study, plan.study, plan.objectives)
-        print(
-            _tables.summary(table, plan.study, plan.space, plan.objectives, self.settings.top_k, plan.sweep_dir, baseline),
-            flush=True,
-        )
+        print(_tables.summary(table, plan.study, plan.space, plan.objectives, self.settings.top_k, plan.sweep_dir,
+                              baseline), flush=True)
         trials = plan.study.get_trials(deepcopy=False)
         ran = {number: state for number, state in outcomes.items() if state is not None}
         if ran and all(state == TrialState.FAIL for state in ran.values()):
@@ -348,14 +388,3 @@ class OptunaSweep:
         finished = [t for t in trials if t.state.is_finished()]
         if not ran and finished and all(t.state == TrialState.FAIL for t in finished):
             _exit(1, f"error: every trial of study '{plan.study.study_name}' failed: {_tables.fail_reasons(finished)}")
-
-
-def _metric_attrs(metrics: dict[str, Any] | None) -> dict[str, Any]:
-    """The run's val.* and test.* metrics and bookkeeping, flattened into trial user attrs."""
-    if not metrics:
-        return {}
-    attrs = record.split_metrics(metrics)
-    for key in ("status", *record.RUN_NUMBERS):
-        if key in metrics:
-            attrs[key] = metrics[key]
-    return attrs

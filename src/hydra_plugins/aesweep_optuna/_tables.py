@@ -9,6 +9,7 @@ leaves a truncated table.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from aesweep.io import write_text_atomic
 
-from ._plan import OBJECTIVES_ATTR
+from ._outcome import value_columns
+from ._plan import OBJECTIVES_ATTR, SEEDS_ATTR
 from ._search_space import SearchParam
 
 # Per-trial user attributes written by the sweeper, in trials.csv's column order after the metrics.
@@ -30,15 +32,18 @@ TRIAL_ATTR_COLUMNS = ("epochs", "epochs_planned", "seconds", "params", "status",
 
 # Columns of whole counts, kept integers in trials.csv.
 COUNT_COLUMNS = ("clusters_used", "params", "epochs", "epochs_planned")
+CONFIRM_ATTR = "aesweep.confirmed"  # study user attribute: {trial number: {seeds, metric, val, test, failed}}
 
 
-def value_columns(objectives: Sequence[str]) -> list[str]:
-    """``value`` for one objective; ``values_<metric>`` for several (Optuna's naming)."""
-    return ["value"] if len(objectives) == 1 else [f"values_{name}" for name in objectives]
+def test_twin(objective: str) -> str:
+    """The held-out metric a validation objective stands for: val.mapped_acc -> test.mapped_acc."""
+    return "test." + objective.removeprefix("val.") if objective.startswith("val.") else objective
 
 
-def trials_frame(study: optuna.Study, space: Sequence[SearchParam], objectives: Sequence[str]) -> pd.DataFrame:
-    """One row per trial: number, state, objective value(s), searched params, metrics, bookkeeping."""
+def trials_frame(study: optuna.Study, space: Sequence[SearchParam], objectives: Sequence[str],
+                 seeds: Sequence[int] | None = None) -> pd.DataFrame:
+    """One row per trial: number, state, objective value(s) (with seeds: each seed's and their spread),
+    searched params, metrics, bookkeeping."""
     frame = study.trials_dataframe(
         attrs=("number", "state", "value", "params", "user_attrs", "datetime_start"), multi_index=True
     )
@@ -57,7 +62,9 @@ def trials_frame(study: optuna.Study, space: Sequence[SearchParam], objectives: 
 
     params = [p.name for p in space if p.searched]
     metrics = [c for prefix in ("val.", "test.") for c in sorted(table.columns) if c.startswith(prefix)]
-    leading = ["number", "state", *value_columns(objectives), *params, *metrics, *TRIAL_ATTR_COLUMNS]
+    per_seed = [f"{column}.{part}" for column in value_columns(objectives)
+                for part in [f"seed{seed}" for seed in seeds or []] + (["std"] if seeds else [])]
+    leading = ["number", "state", *value_columns(objectives), *per_seed, *params, *metrics, *TRIAL_ATTR_COLUMNS]
     for column in leading:
         if column not in table.columns:
             table[column] = None
@@ -96,19 +103,31 @@ def best_overrides(trial: FrozenTrial) -> list[str]:
     return list(trial.user_attrs.get("overrides", []))
 
 
-def write_tables(
-    sweep_dir: Path, study: optuna.Study, space: Sequence[SearchParam], objectives: Sequence[str]
-) -> pd.DataFrame:
+def chosen_trial(study: optuna.Study) -> FrozenTrial | None:
+    """best.yaml's trial: among confirmed trials the one best on its confirmation's validation mean (the test
+    figures are only reported), else the search's best."""
+    confirmed = {int(n): e for n, e in (study.user_attrs.get(CONFIRM_ATTR) or {}).items() if e.get("val")}
+    candidates = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number in confirmed]
+    if not candidates:
+        return best_trial(study)
+    sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1
+    return max(candidates, key=lambda t: (sign * statistics.fmean(confirmed[t.number]["val"]), -t.number))
+
+
+def write_tables(sweep_dir: Path, study: optuna.Study, space: Sequence[SearchParam], objectives: Sequence[str],
+                 seeds: Sequence[int] | None = None) -> pd.DataFrame:
     """Write trials.csv and (once a trial completed) best.yaml; return the table."""
-    table = trials_frame(study, space, objectives)
+    table = trials_frame(study, space, objectives, seeds)
     write_text_atomic(sweep_dir / "trials.csv", table.to_csv(index=False))
-    best = best_trial(study)
+    best = chosen_trial(study)
     if best is not None:
         values = ", ".join(f"{name} = {value:.6g}" for name, value in zip(objectives, best.values))
         path = sweep_dir / "best.yaml"
+        confirmed = confirmed_line(study, best, list(objectives))
         header = (
             f"# Best trial {best.number} of study '{study.study_name}': {values}\n"
-            f"# Run it alone:  python train.py $(sed -n 's/^- //p' {path})\n"
+            + (f"# {confirmed}\n" if confirmed else "")
+            + f"# Run it alone:  python train.py $(sed -n 's/^- //p' {path})\n"
         )
         write_text_atomic(path, header + yaml.safe_dump(best_overrides(best), default_flow_style=False))
     return table
@@ -165,8 +184,37 @@ def summary(
         lines.append(f"Top {len(top)} by {direction}:")
         lines.append(top[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         lines.append(f"Best overrides: {sweep_dir / 'best.yaml'}")
+    confirmed = [line for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                 if (line := confirmed_line(study, trial, list(objectives)))]
+    if confirmed:
+        lines += ["Confirmed on fresh seeds (test only reported, never used to choose):", *confirmed]
     lines.append(baseline)
     failed = fail_reasons(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
     if failed:
         lines.append(f"Failed trials: {failed}")
     return "\n".join(lines)
+
+
+def confirmed_line(study: optuna.Study, trial: optuna.trial.FrozenTrial, objectives: list[str]) -> str | None:
+    """`search: X; confirmed on seeds ...: mean +- sd (worst)` for a confirmed trial, else None."""
+    entry = (study.user_attrs.get(CONFIRM_ATTR) or {}).get(str(trial.number))
+    if not entry:
+        return None
+    seeds = (study.user_attrs.get(SEEDS_ATTR) or {}).get("seeds")
+    over = f" (over seeds {', '.join(map(str, seeds))})" if seeds else ""
+    line = f"trial {trial.number}: search {objectives[0]} {trial.values[0]:.4f}{over}"
+    test = entry.get("test") or []
+    if not test:
+        return line + f"; confirmation on seeds {entry['seeds']} failed ({entry.get('failed', 0)} runs)"
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    spread = f" +- {statistics.stdev(test):.4f}" if len(test) > 1 else ""
+    worst = min(test) if maximize else max(test)
+    val = entry.get("val") or []
+    shown_val = f"; {objectives[0]} {statistics.fmean(val):.4f}" if val else ""
+    failed = f"; {entry['failed']} run(s) failed" if entry.get("failed") else ""
+    return (f"{line}; confirmed on seeds {', '.join(map(str, entry['seeds']))}: {entry['metric']} "
+            f"{statistics.fmean(test):.4f}{spread} (worst {worst:.4f}){shown_val}{failed}")
+
+
+def confirmation(study: optuna.Study, trial_number: int) -> dict[str, Any] | None:
+    return (study.user_attrs.get(CONFIRM_ATTR) or {}).get(str(trial_number))

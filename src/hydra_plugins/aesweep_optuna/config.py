@@ -5,9 +5,18 @@ study_name, storage, n_trials, n_jobs, params); the rest are aesweep's additions
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class ConfirmConf:
+    # Fresh seeds the best configurations are re-run on once the search ends; null or []: no confirmation.
+    # They must differ from `seeds` (and from the config's own seed when `seeds` is null).
+    seeds: Optional[List[int]] = None
+    # How many of the best COMPLETE trials (by the search's value) are confirmed.
+    top_k: int = 1
 
 
 @dataclass
@@ -33,8 +42,18 @@ class AesweepOptunaSweeperConf:
     storage: Optional[str] = None
     # Total trials of the study, counting every state (finished, pruned, failed) and every worker.
     n_trials: int = 20
-    # Trials in flight at once, launched as one batch through hydra/launcher.
+    # Runs in flight at once through hydra/launcher (a trial over 3 seeds is 3 runs).
     n_jobs: int = 1
+    # async: a new run starts the moment a slot frees; batch: n_jobs trials at a time, the next batch when
+    # the slowest of them ends (what the official hydra-optuna-sweeper does; kept to measure against).
+    dispatch: str = "async"
+    # Seeds every trial's configuration runs on (each run sets `seed=<s>`); null: one run with the config's seed.
+    seeds: Optional[List[int]] = None
+    # A trial's value over its seeds: mean | min | mean-std (the mean less the sample std).
+    seed_statistic: str = "mean"
+    # Re-run the best configurations on fresh seeds when the search ends: confirm.csv, and the figure beside
+    # the search's in best.yaml, the summary and `aesweep compare`.
+    confirm: ConfirmConf = field(default_factory=ConfirmConf)
     # Seconds after which this command starts no new trial (running ones finish); null: no limit.
     timeout: Optional[float] = None
     # Search space in Hydra's override grammar: choice(...), a,b,c, range(...), interval(...),
@@ -42,6 +61,9 @@ class AesweepOptunaSweeperConf:
     params: Optional[Dict[str, Any]] = None
     # Study (in the same storage) whose mean objective is "the baseline" in the summary; null: none.
     baseline_study: Optional[str] = "baseline"
+    # The configuration the sweep is compared with (e.g. the blog's recipe: [model=blog, loss=mse, ...]) on the
+    # sweep's own budget: measured once over the sweep's seeds into baseline_study when the storage has none.
+    baseline_overrides: Optional[List[str]] = None
     # Seconds between heartbeats written to each running trial.
     heartbeat_interval: float = 30.0
     # A RUNNING trial owned by a process this machine cannot check (another host) is failed

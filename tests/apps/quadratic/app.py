@@ -4,7 +4,7 @@ It "trains" for ``epochs`` epochs; the validation score rises towards
 1 - (x - target)^2 - 0.1 [kind == b] - 0.05 * momentum, reported after every epoch through
 aesweep.trial.TrialReporter exactly as train.py does, and it writes metrics.json and
 history.csv into the job folder in train.py's format. ``mode`` makes it misbehave on purpose:
-raise (an exception), diverge (NaN loss, status diverged), nometrics (writes no metrics.json),
+raise (an exception; ``fail_seed`` raises only in the run of that seed), diverge (NaN loss, status diverged), nometrics (writes no metrics.json),
 sigkill (the job's process kills itself with SIGKILL in epoch 1, as the OOM killer would).
 """
 
@@ -25,20 +25,21 @@ from aesweep.trial import TrialReporter
 
 def final_score(cfg: DictConfig) -> float:
     momentum = float(cfg.optimizer.get("momentum", 0.0))
-    return 1.0 - (cfg.x - cfg.target) ** 2 - (0.1 if cfg.kind == "b" else 0.0) - 0.05 * momentum
+    seed_effect = cfg.seed_noise * ((cfg.seed * 7919) % 13 - 6) / 6  # a fixed, seed-dependent offset in [-1, 1] x noise
+    return 1.0 - (cfg.x - cfg.target) ** 2 - (0.1 if cfg.kind == "b" else 0.0) - 0.05 * momentum + seed_effect
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    reporter = TrialReporter.from_config(cfg.trial)
+    reporter = TrialReporter.from_config(cfg.trial, seed=cfg.seed)
     start = time.time()
     status, reason, value, epochs, history = "completed", None, math.nan, 0, []
     for epoch in range(1, cfg.epochs + 1):
         time.sleep(cfg.sleep)
         if cfg.mode == "sigkill":
             os.kill(os.getpid(), signal.SIGKILL)
-        if cfg.mode == "raise":
+        if cfg.mode == "raise" or (cfg.fail_seed is not None and cfg.seed == cfg.fail_seed):
             raise RuntimeError(f"told to raise at epoch {epoch}")
         if cfg.mode == "diverge":
             status, reason, value = "diverged", f"loss is nan at epoch {epoch}", math.nan
@@ -66,7 +67,7 @@ def main(cfg: DictConfig) -> float:
                 "epochs": epochs,
                 "epochs_planned": int(cfg.epochs),
                 "seconds": time.time() - start,
-                "seed": 0,
+                "seed": cfg.seed,
                 "trial": None if reporter is None else {"study_name": cfg.trial.study_name, "number": reporter.number},
             },
         )

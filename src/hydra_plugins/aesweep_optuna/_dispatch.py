@@ -1,0 +1,101 @@
+"""Runs handed to Hydra's launcher: one at a time, or several at once each in its own launch call.
+
+Hydra's ``Launcher.launch(jobs)`` returns when the last of its jobs ends. Launching a batch therefore idles
+every slot whose job ended early until the slowest one is done (the official Optuna sweeper's barrier). The
+dispatcher instead launches each run on its own (a thread per run in flight, each calling the launcher with
+one job), so a freed slot takes the next run at once. It goes through the launcher plugin either way: joblib
+runs the job in its worker processes, submitit submits it to SLURM (or runs it locally), Ray as a task.
+Hydra's basic launcher runs a job inside this process, so it gets one slot and no thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn
+
+from aesweep.errors import one_line
+
+POLL_S = 0.5  # how often the sweep loop wakes while it waits, so Ctrl-C and SIGTERM reach it
+
+
+@dataclass
+class RunJob:
+    """One run of a trial: its seed (None: the config's own), the job's overrides and its folder."""
+
+    trial_number: int
+    seed: int | None
+    overrides: list[str]
+    run_dir: Path
+    started: float = 0.0
+    job_return: JobReturn | None = None
+    launch_error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Dispatcher:
+    """Starts runs through the launcher and hands them back as they finish."""
+
+    def __init__(self, launcher: Any, slots: int) -> None:
+        self.launcher = launcher
+        self.inline = type(launcher).__name__ == "BasicLauncher"  # the job runs in this very process
+        self.slots = 1 if self.inline else slots
+        self.running: dict[int, RunJob] = {}
+        self._done: queue.Queue[RunJob] = queue.Queue()
+        self._job_index = 0
+        self._lock = threading.Lock()
+
+    @property
+    def free(self) -> int:
+        return self.slots - len(self.running)
+
+    def start(self, run: RunJob) -> None:
+        with self._lock:
+            index = self._job_index
+            self._job_index += 1
+        self.running[id(run)] = run
+        if self.inline:
+            self._launch([run], index)
+        else:
+            threading.Thread(target=self._launch, args=([run], index), name=f"aesweep-run-{index}", daemon=True).start()
+
+    def start_batch(self, runs: Sequence[RunJob]) -> None:
+        """All of them in one launch call (``dispatch: batch``): they come back when the slowest has ended."""
+        index = self._job_index
+        self._job_index += len(runs)
+        for run in runs:
+            self.running[id(run)] = run
+        if self.inline:
+            self._launch(list(runs), index)
+        else:
+            threading.Thread(target=self._launch, args=(list(runs), index), daemon=True).start()
+
+    def next_finished(self) -> RunJob:
+        """Block until a run ends (waking every POLL_S, so signals are handled) and return it."""
+        while True:
+            try:
+                run = self._done.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            self.running.pop(id(run), None)
+            return run
+
+    def _launch(self, runs: list[RunJob], index: int) -> None:
+        """Launch the runs in one call; a launcher failure (a job's process died) fails the runs of that call."""
+        try:
+            returns = list(self.launcher.launch([run.overrides for run in runs], initial_job_idx=index))
+            error = None
+        except KeyboardInterrupt:
+            if self.inline:
+                raise  # Ctrl-C or SIGTERM during a run in this process: the sweep loop ends the sweep
+            returns, error = [], "launcher: interrupted"
+        except Exception as failure:  # the thread must hand every run back, whatever happened
+            returns, error = [], f"launcher: {one_line(failure)}"
+        for run, job_return in zip(runs, returns + [None] * (len(runs) - len(returns))):
+            run.job_return, run.launch_error = job_return, error
+            self._done.put(run)
