@@ -21,7 +21,6 @@ FORMATS = ("table", "md", "csv")
 DELEGATED = {
     "data": "MNIST data commands (aesweep.data; see `aesweep data --help`)",
     "bench": "benchmarks (aesweep.bench; see `aesweep bench --help`)",
-    "reseed": "re-run a sweep's best trials over seeds, choose on validation (aesweep.reseed)",
 }
 
 

@@ -19,6 +19,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from aesweep import record
 from aesweep.errors import ConfigError
 from aesweep.io import check_creatable
 
@@ -340,6 +341,7 @@ class ValidateBeforeRun(Callback):
     """
 
     check_config = staticmethod(validate)
+    default_objective = record.DEFAULT_OBJECTIVE  # what a sweep optimises unless hydra.sweeper.objective says so
 
     def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
         try:

@@ -167,13 +167,14 @@ def test_the_five_sweeps_exist():
 
 
 @pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.stem)
-def test_each_sweep_file_selects_the_sweeper_and_its_params_parse(path):
+def test_each_sweep_file_selects_the_sweeper_and_searches_params_or_seeds(path):
     text = path.read_text()
     assert text.startswith("# @package _global_")
     config = yaml.safe_load(text)
     assert {"override /hydra/sweeper": "aesweep_optuna"} in config["defaults"]
-    space = parse_search_space(config["hydra"]["sweeper"]["params"], [], lambda name: SPEC_GROUPS.get(name, []))
-    assert any(p.searched for p in space)
+    sweeper = config["hydra"]["sweeper"]
+    space = parse_search_space(sweeper.get("params"), [], lambda name: SPEC_GROUPS.get(name, []))
+    assert any(p.searched for p in space) or sweeper["seeds"]  # a configuration over seeds searches nothing
 
 
 @pytest.mark.skipif(not (ROOT / "conf" / "config.yaml").exists(), reason="conf/config.yaml not written yet")

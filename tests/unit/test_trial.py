@@ -6,7 +6,7 @@ import pytest
 from aesweep.errors import ConfigError
 from aesweep.record import lookup as lookup_metric
 from aesweep.storage import open_storage
-from aesweep.trial import PRUNER_ATTR, TrialReporter, checked_pruner
+from aesweep.trial import PRUNER_ATTR, TrialReporter, checked_pruner, seed_statistic
 
 THRESHOLD = {"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.5}
 
@@ -120,3 +120,46 @@ def test_lookup_metric_reads_flat_and_nested_paths():
     assert lookup_metric({"val": {"nmi": 0.3}, "params": 12}, "val.nmi") == 0.3
     assert lookup_metric({"params": 12}, "params") == 12
     assert lookup_metric({"val": {}}, "val.nmi") is None
+
+
+# ---------------------------------------------------------------- a trial run once per seed
+
+
+@pytest.mark.parametrize("name, maximize, expected", [
+    ("mean", True, 0.8),
+    ("min", True, 0.7),        # the worst seed of a maximised objective
+    ("min", False, 0.9),       # ... and of a minimised one
+    ("mean-std", True, 0.8 - 0.1),
+    ("mean-std", False, 0.8 + 0.1),
+])
+def test_the_statistic_over_seeds_is_computed_as_named(name, maximize, expected):
+    assert seed_statistic([0.7, 0.8, 0.9], name, maximize) == pytest.approx(expected)
+
+
+def test_mean_std_of_one_seed_is_its_value_and_an_unknown_statistic_is_refused():
+    assert seed_statistic([0.6], "mean-std") == 0.6
+    with pytest.raises(ValueError, match="unknown statistic 'median'"):
+        seed_statistic([0.6], "median")
+
+
+def test_each_seeds_run_reports_the_statistic_over_the_seeds_that_reached_the_epoch(tmp_path):
+    study, trial, trial_cfg = running_trial(tmp_path, pruner_cfg=None)
+    over_seeds = {**trial_cfg, "seeds": [0, 1], "statistic": "mean"}
+    first, second = TrialReporter.from_config(over_seeds, seed=0), TrialReporter.from_config(over_seeds, seed=1)
+
+    assert first.report(1, {"val.mapped_acc": 0.6}) is False
+    assert study.trials[0].intermediate_values == {1: 0.6}  # only seed 0 has reached epoch 1
+    assert second.report(1, {"val.mapped_acc": 0.8}) is False
+    assert study.trials[0].intermediate_values == {1: pytest.approx(0.7)}  # now both
+    assert first.report(2, {"val.mapped_acc": 0.9}) is False
+    assert study.trials[0].intermediate_values == {1: pytest.approx(0.7), 2: 0.9}
+
+
+def test_a_pruned_seed_run_stops_its_siblings_at_their_next_epoch(tmp_path):
+    study, trial, trial_cfg = running_trial(tmp_path)  # ThresholdPruner(lower=0.5)
+    over_seeds = {**trial_cfg, "seeds": [0, 1], "statistic": "mean"}
+    first, second = TrialReporter.from_config(over_seeds, seed=0), TrialReporter.from_config(over_seeds, seed=1)
+
+    assert first.report(1, {"val.mapped_acc": 0.9}) is False
+    assert second.report(1, {"val.mapped_acc": 0.0}) is True  # the mean over both, 0.45, is below 0.5
+    assert first.report(2, {"val.mapped_acc": 0.95}) is True  # its sibling was pruned: it stops too

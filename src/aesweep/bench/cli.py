@@ -9,6 +9,7 @@ by side with its reference.
     aesweep bench pruning WITH_DIR WITHOUT_DIR --target 0.8,0.9   # time to target val.mapped_acc, pruner on/off
     aesweep bench pruning WITHOUT_DIR --replay '{_target_: optuna.pruners.MedianPruner}' --target 0.9   # estimate
     aesweep bench curves WITHOUT_DIR [WITHOUT_DIR ...]   # from which epoch trials rank as they will end
+    aesweep bench dispatch --trials 12 --pairs 3   # one sweep, runs started as slots free vs in batches
 
 The command line: one parser per subcommand, and the defaults that depend on the device.
 """
@@ -21,6 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from aesweep.bench.common import DEVICES
+from aesweep.bench.dispatch import dispatch
 from aesweep.bench.loops import serve_modes
 from aesweep.bench.speed import speed
 from aesweep.bench.sweeps import UNPRUNED_BEST, curves, pruning
@@ -166,8 +168,23 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
                                     "within itself, and the table gives the median (and range) over them")
     curves_parser.add_argument("--metric", default="val.mapped_acc", help="history.csv column (default val.mapped_acc)")
     curves_parser.add_argument("--out", metavar="CSV", help="also write the table there (.csv and .md)")
+    dispatch_parser = OneLineParser(prog="aesweep bench dispatch",
+                                    description="One real sweep run with runs started the moment a slot frees "
+                                                "(hydra.sweeper.dispatch=async) and in batches (batch), side by side: "
+                                                "trials per hour, slot utilisation, best value at equal wall time.")
+    dispatch_parser.add_argument("--sweep", default="default", help="the sweep file (default: default)")
+    dispatch_parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", type=hydra_override,
+                                 help="any override of the sweep, repeatable (e.g. --override data.subset=2000)")
+    dispatch_parser.add_argument("--trials", type=positive_int, default=12, help="trials per sweep (default 12)")
+    dispatch_parser.add_argument("--slots", type=positive_int, default=os.cpu_count() or 1,
+                                 help="runs at once, one torch thread each (default: the CPU cores)")
+    dispatch_parser.add_argument("--pairs", type=positive_int, default=3, help="async/batch pairs (default 3)")
+    dispatch_parser.add_argument("--sampler-seed", type=int, default=0, help="the sampler seed of every sweep")
+    dispatch_parser.add_argument("--out", metavar="CSV", help="where to write the table; default: "
+                                                              "outputs/bench/<timestamp>/dispatch.csv")
+    dispatch_parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per sweep")
     return {"speed": speed_parser, "trials": trials_parser, "memory": memory_parser, "pruning": pruning_parser,
-            "curves": curves_parser}
+            "curves": curves_parser, "dispatch": dispatch_parser}
 
 
 def _fill_defaults(args: argparse.Namespace, command: str) -> None:
@@ -191,7 +208,8 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-COMMANDS = {"speed": speed, "trials": trials, "memory": memory, "pruning": pruning, "curves": curves}
+COMMANDS = {"speed": speed, "trials": trials, "memory": memory, "pruning": pruning, "curves": curves,
+            "dispatch": dispatch}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -78,7 +78,7 @@ def measure_baseline(sweep: OptunaSweep, plan: Plan, dispatcher: Dispatcher) -> 
         subdir = f"0/seed{seed}" if seed is not None else "0"
         runs.append(RunJob(trial.number, seed, overrides + seeded + [f"hydra.sweep.dir={folder}",
                                                                       f"hydra.sweep.subdir={subdir}"], folder / subdir))
-    judged = [judge_run(run.seed, run.run_dir, run.job_return, plan.objectives, run.launch_error)
+    judged = [judge_run(run.seed, run.run_dir, run.job_return, plan.objectives, run.launch_error, plan.from_return)
               for run in run_all(dispatcher, runs)]
     maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
     state, values, attrs = combine(judged, plan.objectives, maximize, settings.seed_statistic, folder / "0")
@@ -125,10 +125,10 @@ def confirm_best(sweep: OptunaSweep, plan: Plan, dispatcher: Dispatcher) -> None
     log.info("confirming trial(s) %s on fresh seeds %s", ", ".join(str(t.number) for t in todo), settings.confirm_seeds)
     rows = []
     for run in run_all(dispatcher, runs):
-        outcome = judge_run(run.seed, run.run_dir, run.job_return, plan.objectives, run.launch_error)
+        outcome = judge_run(run.seed, run.run_dir, run.job_return, plan.objectives, run.launch_error, plan.from_return)
         rows.append({"trial": run.trial_number, "seed": run.seed, "state": outcome.state.name,
                      "reason": outcome.reason, "run_dir": str(outcome.run_dir), "seconds": outcome.metrics.get("seconds"),
-                     **record.split_metrics(outcome.metrics)})
+                     objective: outcome.values[0] if outcome.values else None, **record.split_metrics(outcome.metrics)})
     table = pd.DataFrame(rows)
     for number in sorted({run.trial_number for run in runs}):
         mine = table[(table["trial"] == number) & (table["state"] == "COMPLETE")]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,8 @@ class RunJob:
     seed: int | None
     overrides: list[str]
     run_dir: Path
-    started: float = 0.0
+    started: float = 0.0  # unix time the launch call began
+    ended: float = 0.0  # ... and returned
     job_return: JobReturn | None = None
     launch_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -87,6 +89,8 @@ class Dispatcher:
 
     def _launch(self, runs: list[RunJob], index: int) -> None:
         """Launch the runs in one call; a launcher failure (a job's process died) fails the runs of that call."""
+        for run in runs:
+            run.started = time.time()
         try:
             returns = list(self.launcher.launch([run.overrides for run in runs], initial_job_idx=index))
             error = None
@@ -97,5 +101,5 @@ class Dispatcher:
         except Exception as failure:  # the thread must hand every run back, whatever happened
             returns, error = [], f"launcher: {one_line(failure)}"
         for run, job_return in zip(runs, returns + [None] * (len(runs) - len(returns))):
-            run.job_return, run.launch_error = job_return, error
+            run.job_return, run.launch_error, run.ended = job_return, error, time.time()
             self._done.put(run)

@@ -38,7 +38,9 @@ class RunOutcome:
 
 
 def judge_run(seed: int | None, run_dir: Path, job_return: JobReturn | None, objectives: list[str],
-              launch_error: str | None = None) -> RunOutcome:
+              launch_error: str | None = None, from_return: bool = False) -> RunOutcome:
+    """The run's verdict; with ``from_return`` its values are what the task function returned (one number per
+    objective), and a run without a record (an app that writes none) is judged by that alone."""
     if job_return is not None and job_return.hydra_cfg is not None:
         run_dir = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
     if job_return is not None and job_return.status == JobStatus.FAILED:
@@ -49,6 +51,8 @@ def judge_run(seed: int | None, run_dir: Path, job_return: JobReturn | None, obj
     try:
         metrics = record.read(run_dir)
     except record.RecordMissing:
+        if from_return and job_return is not None:
+            return _judge_returned(seed, run_dir, job_return.return_value, len(objectives), {"status": "completed"})
         return RunOutcome(seed, run_dir, TrialState.FAIL,
                           reason=launch_error or f"the job wrote no {record.RECORD_FILE} in {run_dir}")
     except record.RecordUnreadable as problem:
@@ -62,6 +66,9 @@ def judge_run(seed: int | None, run_dir: Path, job_return: JobReturn | None, obj
     if status != "completed":
         return RunOutcome(seed, run_dir, TrialState.FAIL, reason=f"{status}: {detail or 'no reason given'}",
                           metrics=metrics)
+    if from_return:
+        returned = job_return.return_value if job_return is not None else None
+        return _judge_returned(seed, run_dir, returned, len(objectives), metrics)
     values = []
     for objective in objectives:
         value = record.lookup(metrics, objective)
@@ -70,6 +77,15 @@ def judge_run(seed: int | None, run_dir: Path, job_return: JobReturn | None, obj
                               reason=f"objective {objective} is {value!r} in {record.RECORD_FILE}")
         values.append(float(value))
     return RunOutcome(seed, run_dir, TrialState.COMPLETE, values=values, metrics=metrics)
+
+
+def _judge_returned(seed: int | None, run_dir: Path, returned: Any, count: int, metrics: dict[str, Any]) -> RunOutcome:
+    values = list(returned) if isinstance(returned, (list, tuple)) else [returned]
+    numbers = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(values) != count or len(numbers) != count or not all(math.isfinite(v) for v in numbers):
+        return RunOutcome(seed, run_dir, TrialState.FAIL, metrics=metrics,
+                          reason=f"the task returned {returned!r}; the study needs {count} finite number(s)")
+    return RunOutcome(seed, run_dir, TrialState.COMPLETE, values=numbers, metrics=metrics)
 
 
 def value_columns(objectives: list[str]) -> list[str]:

@@ -24,7 +24,13 @@ from aesweep.storage import open_storage, resolved
 from aesweep.trial import PRUNER_ATTR
 
 from ._config_check import COMPOSE_KEY, check_trial_configs
-from ._search_space import SearchParam, check_against_config, fixed_overrides, parse_search_space
+from ._search_space import (
+    SearchParam,
+    check_against_config,
+    fixed_overrides,
+    parse_search_space,
+    value_as_override_text,
+)
 from ._settings import SweepSettings, import_class
 from ._workers import claim_lock
 
@@ -47,8 +53,10 @@ class Plan:
     storage: Any
     storage_url: str
     space: list[SearchParam]
-    objectives: list[str]
+    objectives: list[str]  # metric paths of the run record; with from_return, labels of the returned values
     sweep_dir: Path
+    from_return: bool = False  # the objective is what the task function returns (an app without a run record)
+    extend_space: Callable[[DictConfig, Any], None] | None = None  # custom_search_space
 
     @property
     def fixed(self) -> list[str]:
@@ -59,7 +67,20 @@ def make_plan(settings: SweepSettings, config: DictConfig, compose: ComposeFn,
               group_options: Callable[[str], list[str]], arguments: list[str], launcher: Any) -> Plan:
     """Check everything, then open (or create) the study; raises ConfigError for the first mistake."""
     settings.check_numbers()
-    objectives, directions = settings.objectives_and_directions()
+    app = app_callback(config)
+    objectives, directions = settings.objectives_and_directions(getattr(app, "default_objective", None))
+    from_return = objectives is None
+    if objectives is None:
+        objectives = ["value"] if len(directions) == 1 else [str(i) for i in range(len(directions))]
+    params = settings.params
+    if settings.search_space is not None:
+        if params:
+            raise ConfigError("hydra.sweeper.search_space", settings.search_space,
+                              "null when hydra.sweeper.params is set (search_space is Hydra 1.1's form of params)")
+        params = params_of_search_space(settings.search_space)
+        log.warning("hydra.sweeper.search_space is deprecated (Hydra 1.1's format); write instead: params: {%s}",
+                    ", ".join(f"{name}: '{text}'" for name, text in params.items()))
+    extend_space = _custom_search_space(settings.custom_search_space)
 
     def compose_checked(overrides: list[str]) -> DictConfig:
         try:
@@ -67,14 +88,14 @@ def make_plan(settings: SweepSettings, config: DictConfig, compose: ComposeFn,
         except Exception as error:  # Hydra/OmegaConf raise several kinds; one line for the user
             raise ConfigError(COMPOSE_KEY, " ".join(overrides), one_line(error)) from None
 
-    space = parse_search_space(settings.params, arguments, group_options)
-    if not any(p.searched for p in space) and settings.seeds is None:
-        raise ConfigError("hydra.sweeper.params", settings.params, "at least one choice(), range() or interval() "
-                                                                  "(or hydra.sweeper.seeds: one configuration over seeds)")
+    space = parse_search_space(params, arguments, group_options)
+    if not any(p.searched for p in space) and settings.seeds is None and extend_space is None:
+        raise ConfigError("hydra.sweeper.params", params, "at least one choice(), range() or interval() "
+                                                          "(or hydra.sweeper.seeds: one configuration over seeds)")
     check_against_config(space, compose_checked)
     settings.check_seeds(compose_checked(fixed_overrides(space)).get("seed"))
-    validate = app_config_check(config)
-    if validate is not None:
+    validate = getattr(app, "check_config", None)
+    if callable(validate):
         check_trial_configs(space, compose_checked, validate)
     if settings.n_jobs > 1 and type(launcher).__name__ == "BasicLauncher":
         log.warning("hydra.sweeper.n_jobs=%d with Hydra's basic launcher runs each batch's trials one after "
@@ -113,19 +134,64 @@ def make_plan(settings: SweepSettings, config: DictConfig, compose: ComposeFn,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(objectives)
-    return Plan(study, storage, storage_url, space, objectives, sweep_dir)
+    return Plan(study, storage, storage_url, space, objectives, sweep_dir, from_return, extend_space)
 
 
-def app_config_check(config: DictConfig) -> Callable[[DictConfig], None] | None:
-    """The app's own check of a job's config, when it has one: a Hydra callback (in ``hydra.callbacks``) whose
-    class has a ``check_config(config)`` that raises ConfigError. train.py's config registers one, so a
-    sweep refuses trial configs by the rules a single run obeys; apps without one are not checked."""
+def app_callback(config: DictConfig) -> Any:
+    """What the app tells the sweeper about its jobs, when it does: a Hydra callback class (in
+    ``hydra.callbacks``) with ``check_config(config)``, which raises ConfigError for a config its runs would
+    refuse, and ``default_objective``, the run-record metric to optimise unless told otherwise. train.py's config
+    registers one (aesweep.config.ValidateBeforeRun); other apps are not checked, and their objective is what
+    their task function returns."""
     for callback in (config.hydra.get("callbacks") or {}).values():
         cls = import_class(callback.get("_target_")) if isinstance(callback, DictConfig) else None
-        check = getattr(cls, "check_config", None)
-        if callable(check):
-            return check
+        if callable(getattr(cls, "check_config", None)):
+            return cls
     return None
+
+
+def _custom_search_space(path: str | None) -> Callable[[DictConfig, Any], None] | None:
+    if not path:
+        return None
+    function = import_class(path)
+    if not callable(function):
+        raise ConfigError("hydra.sweeper.custom_search_space", path,
+                          "a dotted path to a function(config, trial), e.g. my_app.search.configure")
+    return function
+
+
+SEARCH_SPACE_TYPES = ("float", "int", "categorical")
+
+
+def params_of_search_space(search_space: Any) -> dict[str, str]:
+    """Hydra 1.1's search_space ({x: {type: float, low: 0, high: 1, log: false, step: null}, ...}) as params."""
+    key = "hydra.sweeper.search_space"
+    if not isinstance(search_space, dict):
+        raise ConfigError(key, search_space, "a mapping of parameter names to {type, low, high, ...}")
+    params = {}
+    for name, spec in search_space.items():
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        if kind not in SEARCH_SPACE_TYPES:
+            raise ConfigError(f"{key}.{name}.type", kind, "one of: " + ", ".join(SEARCH_SPACE_TYPES))
+        if kind == "categorical":
+            choices = spec.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise ConfigError(f"{key}.{name}.choices", choices, "a non-empty list")
+            params[name] = f"choice({', '.join(value_as_override_text(c) for c in choices)})"
+            continue
+        low, high, step, log_scale = spec.get("low"), spec.get("high"), spec.get("step"), bool(spec.get("log"))
+        for bound, value in (("low", low), ("high", high)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ConfigError(f"{key}.{name}.{bound}", value, "a number")
+        if kind == "int" and step not in (None, 1) and not log_scale:
+            params[name] = f"range({int(low)}, {int(high) + int(step)}, {int(step)})"  # range() excludes its stop
+        elif kind == "int":
+            params[name] = f"tag({'log, ' if log_scale else ''}int, interval({int(low)}, {int(high)}))"
+        elif step is not None:
+            params[name] = f"range({low}, {high + step}, {step})"
+        else:
+            params[name] = f"tag(log, interval({low}, {high}))" if log_scale else f"interval({low}, {high})"
+    return params
 
 
 def _check_resumed(settings: SweepSettings, study: optuna.Study, storage_url: str, objectives: list[str],

@@ -56,11 +56,15 @@ class SweepSettings:
     seed_statistic: str = "mean"
     confirm: Any = None
     baseline_overrides: list[str] | None = None
+    custom_search_space: str | None = None
+    search_space: Any = None
+    max_failure_rate: float | None = None
 
     def __post_init__(self) -> None:
         self.sampler, self.pruner = plain(self.sampler), plain(self.pruner)
         self.direction, self.objective = plain(self.direction), plain(self.objective)
         self.params = plain(self.params) or {}
+        self.search_space = plain(self.search_space)
         self.seeds, self.baseline_overrides = plain(self.seeds), plain(self.baseline_overrides)
         confirm = plain(self.confirm) or {}
         self.confirm_seeds: list[int] = list(confirm.get("seeds") or [])
@@ -102,9 +106,19 @@ class SweepSettings:
         need("stale_after", self.stale_after, self.stale_after >= 3 * self.heartbeat_interval,
              f"seconds >= 3 x heartbeat_interval ({3 * self.heartbeat_interval:g})")
         need("dispatch", self.dispatch, self.dispatch in DISPATCH_MODES, "one of: " + ", ".join(DISPATCH_MODES))
+        rate = self.max_failure_rate
+        need("max_failure_rate", rate, rate is None or (isinstance(rate, (int, float)) and 0 <= rate <= 1),
+             "a fraction in [0, 1], or null (never stop for failed trials)")
 
-    def objectives_and_directions(self) -> tuple[list[str], list[str]]:
+    def objectives_and_directions(self, app_objective: str | None) -> tuple[list[str] | None, list[str]]:
+        """The objective metric paths (None: the task function's return values) and one direction each."""
         objective, direction = self.objective, self.direction
+        directions = [direction] if isinstance(direction, str) else list(direction or [])
+        if objective is None and app_objective is None:  # the official plugin's way: what the task returns
+            if not directions or any(d not in DIRECTIONS for d in directions):
+                raise ConfigError("hydra.sweeper.direction", direction, "maximize or minimize, or a list of them")
+            return None, directions
+        objective = app_objective if objective is None else objective
         objectives = [objective] if isinstance(objective, str) else list(objective or [])
         if not objectives or not all(isinstance(o, str) and o for o in objectives):
             raise ConfigError("hydra.sweeper.objective", objective,
@@ -112,7 +126,6 @@ class SweepSettings:
         problem = record.objective_problem(objectives)
         if problem:
             raise ConfigError("hydra.sweeper.objective", objective, problem)
-        directions = [direction] if isinstance(direction, str) else list(direction or [])
         if len(directions) == 1 and len(objectives) > 1:
             raise ConfigError("hydra.sweeper.direction", direction, f"one direction per objective {objectives}")
         if len(directions) != len(objectives) or any(d not in DIRECTIONS for d in directions):

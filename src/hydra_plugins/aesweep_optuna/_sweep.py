@@ -46,7 +46,7 @@ from ._confirm import confirm_best, measure_baseline
 from ._dispatch import Dispatcher, RunJob
 from ._outcome import RunOutcome, combine, judge_run
 from ._plan import Plan, make_plan
-from ._search_space import suggest, trial_overrides
+from ._search_space import suggest, trial_overrides, value_as_override_text
 from ._settings import SweepSettings
 from ._workers import HEARTBEAT_ATTR, WORKER_ATTR, Heartbeat, Worker, claim_lock, fail_stale_trials
 
@@ -63,13 +63,15 @@ class Claim:
     trial_dir: Path
     outcomes: list[RunOutcome] = field(default_factory=list)
     skipped: int = 0
+    busy: list[tuple[float, float]] = field(default_factory=list)  # (start, end) of each of its launched runs
 
     @property
     def done(self) -> bool:
         return len(self.outcomes) + self.skipped == len(self.runs)
 
-    def finished(self, outcome: RunOutcome) -> None:
+    def finished(self, outcome: RunOutcome, run: RunJob) -> None:
         self.outcomes.append(outcome)
+        self.busy.append((run.started, run.ended))
 
     def skip(self, run: RunJob) -> None:
         self.skipped += 1
@@ -167,6 +169,11 @@ class OptunaSweep:
         trial.set_user_attr("run_dir", str(trial_dir))
         try:
             overrides = trial_overrides(plan.space, lambda param: suggest(trial, param), self.compose)
+            if plan.extend_space is not None:  # custom_search_space: whatever it suggests is set by its key
+                known = set(trial.params)
+                plan.extend_space(self.config, trial)
+                overrides += [f"{name}={value_as_override_text(value)}" for name, value in trial.params.items()
+                              if name not in known]
         except Exception as error:  # the sampler would fail every trial the same way: stop here
             self._tell(plan, trial, TrialState.FAIL, None, {"reason": f"sampler: {one_line(error)}"})
             raise
@@ -189,7 +196,7 @@ class OptunaSweep:
             f"++trial.trial_id={trial._trial_id}",
             f"++trial.trial_number={trial.number}",
         ]
-        if len(plan.objectives) == 1:
+        if len(plan.objectives) == 1 and not plan.from_return:
             link.append(f"++trial.report={_quoted(plan.objectives[0])}")
         if self.settings.seeds is not None:
             link += [f"++trial.seeds=[{','.join(map(str, self.settings.seeds))}]",
@@ -230,6 +237,9 @@ class OptunaSweep:
         maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in plan.study.directions]
         state, values, attrs = combine(claim.outcomes, plan.objectives, maximize, self.settings.seed_statistic,
                                        claim.trial_dir)
+        if claim.busy:  # how long its runs held a slot: what `aesweep bench dispatch` weighs slots by
+            attrs.update(busy_seconds=sum(end - start for start, end in claim.busy),
+                         runs_started=min(start for start, _ in claim.busy), runs_ended=max(end for _, end in claim.busy))
         closed = self._tell(plan, claim.trial, state, values, attrs)
         shown = ", ".join(f"{v:.4g}" for v in values) if values else attrs.get("reason")
         log.info("trial %d %s%s", claim.trial.number, state.name, f" {shown}" if shown else "")
@@ -304,7 +314,7 @@ class OptunaSweep:
             if run.job_return is not None:
                 returns.append(run.job_return)
             claim = self._open[run.trial_number]
-            claim.finished(judge_run(run.seed, run.run_dir, run.job_return, plan.objectives, run.launch_error))
+            claim.finished(judge_run(run.seed, run.run_dir, run.job_return, plan.objectives, run.launch_error, plan.from_return), run)
             self._close_if_done(plan, claim, heartbeat, outcomes)
 
     def _batches(self, plan: Plan, dispatcher: Dispatcher, heartbeat: Heartbeat, deadline: float,
@@ -332,7 +342,7 @@ class OptunaSweep:
                 if run.job_return is not None:
                     returns.append(run.job_return)
                 self._open[run.trial_number].finished(
-                    judge_run(run.seed, run.run_dir, run.job_return, plan.objectives, run.launch_error))
+                    judge_run(run.seed, run.run_dir, run.job_return, plan.objectives, run.launch_error, plan.from_return), run)
             for claim in claims:
                 self._close_if_done(plan, claim, heartbeat, outcomes)
 
@@ -344,6 +354,7 @@ class OptunaSweep:
         heartbeat.discard(claim.trial._trial_id)
         del self._open[claim.trial.number]
         _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives, self.settings.seeds)
+        self._stop_if_failing(plan, outcomes)
 
     def _interrupted(self, plan: Plan, dispatcher: Dispatcher, why: str) -> NoReturn:
         """Ctrl-C or SIGTERM: trials still running are recorded FAIL (finished ones kept); exit 130 or 143."""
@@ -354,6 +365,20 @@ class OptunaSweep:
         _exit(143 if why == f"signal {signal.SIGTERM}" else 130,
               f"error: sweep interrupted ({why}): the running trials are recorded FAIL, finished ones kept; "
               "run the same command again to continue")
+
+    def _stop_if_failing(self, plan: Plan, outcomes: dict[int, TrialState | None]) -> None:
+        """max_failure_rate: more of this command's finished trials failed than allowed -> stop, exit 1."""
+        rate = self.settings.max_failure_rate
+        closed = [state for state in outcomes.values() if state is not None]
+        failed = sum(state == TrialState.FAIL for state in closed)
+        if rate is None or not closed or failed / len(closed) <= rate:
+            return
+        mine = [t for t in plan.study.get_trials(deepcopy=False) if t.number in outcomes]
+        for claim in list(self._open.values()):
+            self._tell(plan, claim.trial, TrialState.FAIL, None, {"reason": "sweep stopped: too many failed trials"})
+        _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives, self.settings.seeds)
+        _exit(1, f"error: {failed} of {len(closed)} trials failed, more than hydra.sweeper.max_failure_rate={rate:g} "
+                 f"allows: {_tables.fail_reasons(mine)}")
 
     def _nothing_left(self, plan: Plan) -> bool:
         if self._exhausted:

@@ -22,6 +22,9 @@ class ConfirmConf:
 @dataclass
 class AesweepOptunaSweeperConf:
     _target_: str = "hydra_plugins.aesweep_optuna.optuna_sweeper.AesweepOptunaSweeper"
+    # The sampler and pruner groups (presets.py) are empty until chosen (hydra/sweeper/sampler=random), and are
+    # merged after the fields below: a chosen preset replaces the default sampler, a sweep file's keys refine it.
+    defaults: List[Any] = field(default_factory=lambda: ["_self_", {"sampler": None}, {"pruner": None}])
     # The sweeper builds sampler and pruner itself (GridSampler's search space, TPE's constant_liar).
     _recursive_: bool = False
 
@@ -33,8 +36,10 @@ class AesweepOptunaSweeperConf:
     pruner: Any = None
     # maximize | minimize, or a list (one per objective) for a multi-objective study.
     direction: Any = "maximize"
-    # Metric path(s) read from each run's metrics.json: val.mapped_acc, [val.mapped_acc, params], ...
-    objective: Any = "val.mapped_acc"
+    # Metric path(s) read from each run's record (metrics.json): val.mapped_acc, [val.mapped_acc, params], ...
+    # null: the app's own objective (train.py's: val.mapped_acc), or, for an app that names none, the value(s)
+    # its task function returns, as the official hydra-optuna-sweeper optimises.
+    objective: Any = None
     # null: the sweep file's name (hydra:runtime.choices.sweep), else the job name.
     study_name: Optional[str] = None
     # null: <launch dir>/outputs/optuna/journal.log (Optuna journal file, shared by all sweeps).
@@ -59,6 +64,15 @@ class AesweepOptunaSweeperConf:
     # Search space in Hydra's override grammar: choice(...), a,b,c, range(...), interval(...),
     # tag(log, interval(...)), tag(int, interval(...)); anything else is a fixed override.
     params: Optional[Dict[str, Any]] = None
+    # A dotted path to a function(config, trial) called after `params` are suggested, which may suggest more
+    # (conditional or define-by-run spaces); each parameter it suggests, named by its override key, is set.
+    custom_search_space: Optional[str] = None
+    # Hydra 1.1's format, still accepted: {name: {type: float|int|categorical, low, high, log, step, choices}};
+    # converted to `params` with one deprecation line. Not together with params.
+    search_space: Optional[Dict[str, Any]] = None
+    # Stop the sweep (exit 1) once more than this fraction of the trials it finished failed (0.0: at the first
+    # failure, as the official plugin's default); null: never, failed trials are recorded and the sweep goes on.
+    max_failure_rate: Optional[float] = None
     # Study (in the same storage) whose mean objective is "the baseline" in the summary; null: none.
     baseline_study: Optional[str] = "baseline"
     # The configuration the sweep is compared with (e.g. the blog's recipe: [model=blog, loss=mse, ...]) on the
