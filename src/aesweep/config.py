@@ -135,6 +135,7 @@ class BlogModelSchema(ModelSchema):
 
 @dataclass
 class ConvModelSchema(ModelSchema):
+    heads: int = key(integer(1))
     channels: List[int] = key(int_list(1))
     kernels: Any = key(int_or_int_list(1))
     strides: Any = key(int_or_int_list(1))
@@ -145,6 +146,7 @@ class ConvModelSchema(ModelSchema):
 
 @dataclass
 class MLPModelSchema(ModelSchema):
+    heads: int = key(integer(1))
     hidden: List[int] = key(int_list(1, empty=True, example="[512,256]"))
     batch_norm: bool = key(boolean())
     dropout: float = key(number(0, 1, high_open=True))

@@ -61,7 +61,9 @@ class CompositeLoss:
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The weighted total and each term for batch x; `ramp` (see `ramp()`) scales the clustering terms.
 
-        `ramp` may be a 0-d device tensor: a captured CUDA graph then sees each epoch's value.
+        `ramp` may be a 0-d device tensor: a captured CUDA graph then sees each epoch's value. With several
+        heads each clustering term is computed per head; the total takes their mean, the terms report it, and
+        `head<h>` is head h's weighted clustering loss, by which the run picks the head it scores.
         """
         cfg = self.cfg
         logits, _code, recon = model.parts(x)
@@ -76,19 +78,24 @@ class CompositeLoss:
 
         if not has_clustering_terms(cfg):
             return total, terms
-        p = model.cluster_probs(logits.float())
+        p = model.cluster_probs(logits.float())  # [batch, heads, clusters]
+        per_head: dict[str, torch.Tensor] = {}  # each term per head, [heads]
         if cfg.entropy_weight > 0:
-            terms["entropy"] = entropy(p).mean()
+            per_head["entropy"] = entropy(p).mean(dim=0)
         if cfg.balance_weight > 0:
-            terms["balance"] = math.log(p.shape[1]) - entropy(p.mean(dim=0))
+            per_head["balance"] = math.log(p.shape[-1]) - entropy(p.mean(dim=0))
         if self.needs_view:
             view = self.augment(x) if self.augment.active else x
-            q = model.cluster_probs(model.encoder[:-1](view).float())
+            q = model.cluster_probs(model.head_logits(view).float())
             if cfg.consistency_weight > 0:
-                terms["consistency"] = -(p.detach() * torch.log(q.clamp_min(EPS))).sum(dim=1).mean()
+                per_head["consistency"] = -(p.detach() * torch.log(q.clamp_min(EPS))).sum(dim=-1).mean(dim=0)
             if cfg.iic_weight > 0:
-                terms["iic"] = iic_loss(p, q, cfg.iic_lambda)
+                per_head["iic"] = torch.stack([iic_loss(p[:, h], q[:, h], cfg.iic_lambda) for h in range(p.shape[1])])
+        clustering = torch.zeros(p.shape[1], device=x.device)
         for name in CLUSTERING_TERMS:  # a fixed order: a set's would vary with the process's string hashing
-            if name in terms:
-                total = total + ramp * cfg[f"{name}_weight"] * terms[name]
-        return total, terms
+            if name in per_head:
+                terms[name] = per_head[name].mean()
+                clustering = clustering + cfg[f"{name}_weight"] * per_head[name]
+        if p.shape[1] > 1:
+            terms.update({f"head{h}": clustering[h] for h in range(p.shape[1])})
+        return total + ramp * clustering.mean(), terms

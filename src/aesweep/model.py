@@ -1,9 +1,12 @@
 """Autoencoders whose bottleneck is scored as a clustering of the digits.
 
 Every model has `encoder` (image -> bottleneck code, the part that gets scored) and `decoder`
-(code -> image in [0, 1]) as separately callable `nn.Sequential`s. The encoder's last module is
-the bottleneck activation, so `encoder[:-1]` gives the pre-activation logits the clustering losses
-use.
+(code -> image in [0, 1]) as separately callable `nn.Sequential`s. The encoder ends in `Heads` (the
+bottleneck's logits) and the bottleneck activation, so `encoder[:-1]` gives the logits that are scored.
+
+A model may have several heads (`model.heads`): bottlenecks side by side on the same features, each its
+own `bottleneck`-wide softmax, all trained, all read by the decoder. One of them - chosen without labels,
+by its own clustering loss (aesweep.train) - is the encoder's output and the one scored.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class BottleneckActivation(nn.Module):
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         if self.kind == "softmax":
-            return torch.softmax(logits / self.temperature, dim=1)
+            return torch.softmax(logits / self.temperature, dim=-1)
         if self.kind == "sigmoid":
             return torch.sigmoid(logits / self.temperature)
         return logits
@@ -59,24 +62,55 @@ class LogitsLinear(nn.Linear):
             return super().forward(features.float())
 
 
+class Heads(nn.Module):
+    """`heads` bottlenecks side by side on the same features, each `width` logits wide (one LogitsLinear for all).
+
+    Called, it gives the selected head's logits (what the encoder outputs and the readout scores); `all` gives
+    every head's, [batch, heads, width], for training. `selected` is a buffer: it travels with the weights.
+    """
+
+    def __init__(self, in_features: int, width: int, heads: int = 1):
+        super().__init__()
+        self.width, self.heads = width, heads
+        self.linear = LogitsLinear(in_features, width * heads)
+        self.register_buffer("selected", torch.zeros((), dtype=torch.long))
+
+    def all(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features).unflatten(1, (self.heads, self.width))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.all(features)[:, self.selected]
+
+    def extra_repr(self) -> str:
+        return f"heads={self.heads}, width={self.width}"
+
+
 class Autoencoder(nn.Module):
-    """Shared behaviour: forward = decoder(encoder(x)); `parts` exposes every stage for the losses."""
+    """Shared behaviour: forward = the reconstruction; `parts` exposes every stage for the losses."""
 
     encoder: nn.Sequential
     decoder: nn.Sequential
 
+    @property
+    def heads(self) -> Heads:
+        return self.encoder[-2]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x))
+        return self.parts(x)[2]
 
     def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(logits, code, reconstruction) in one pass: the losses need all three."""
-        logits = self.encoder[:-1](x)
+        """(logits, code, reconstruction) in one pass, logits and code of every head: [batch, heads, width]."""
+        logits = self.head_logits(x)
         code = self.encoder[-1](logits)
-        return logits, code, self.decoder(code)
+        return logits, code, self.decoder(code.flatten(1))
+
+    def head_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Every head's logits, [batch, heads, width] (the clustering losses' view of an augmented image)."""
+        return self.heads.all(self.encoder[:-2](x))
 
     def cluster_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """Soft cluster assignment used by the clustering losses: softmax of logits / temperature."""
-        return torch.softmax(logits / self.encoder[-1].temperature, dim=1)
+        return torch.softmax(logits / self.encoder[-1].temperature, dim=-1)
 
 
 class BlogAutoencoder(Autoencoder):
@@ -96,7 +130,7 @@ class BlogAutoencoder(Autoencoder):
             nn.Conv2d(4, 8, kernel_size=5),  # 8 x 20 x 20
             make_activation(activation),
             nn.Flatten(),
-            LogitsLinear(3200, bottleneck),
+            Heads(3200, bottleneck),  # one Linear(3200, bottleneck), computed in float32
             BottleneckActivation(bottleneck_activation, temperature),
         )
         self.decoder = nn.Sequential(
@@ -131,6 +165,7 @@ class ConvAutoencoder(Autoencoder):
         bottleneck: int = 10,
         bottleneck_activation: str = "softmax",
         temperature: float = 1.0,
+        heads: int = 1,
         image_size: int = 28,
     ):
         super().__init__()
@@ -150,10 +185,10 @@ class ConvAutoencoder(Autoencoder):
             in_channels = out_channels
         flat = channels[-1] * sizes[-1] ** 2
         encoder.append(nn.Flatten())
-        encoder += _dense_to(flat, hidden, bottleneck, activation, batch_norm)
-        encoder.append(BottleneckActivation(bottleneck_activation, temperature))
+        encoder += _dense(flat, hidden, activation, batch_norm) if hidden else []
+        encoder += [Heads(hidden or flat, bottleneck, heads), BottleneckActivation(bottleneck_activation, temperature)]
 
-        decoder: list[nn.Module] = _dense_from(bottleneck, hidden, flat, activation, batch_norm)
+        decoder: list[nn.Module] = _dense_from(bottleneck * heads, hidden, flat, activation, batch_norm)
         decoder.append(nn.Unflatten(1, (channels[-1], sizes[-1], sizes[-1])))
         targets = [1] + channels[:-1]
         for i in reversed(range(len(channels))):
@@ -183,6 +218,7 @@ class MLPAutoencoder(Autoencoder):
         bottleneck: int = 10,
         bottleneck_activation: str = "softmax",
         temperature: float = 1.0,
+        heads: int = 1,
         image_size: int = 28,
     ):
         super().__init__()
@@ -191,9 +227,9 @@ class MLPAutoencoder(Autoencoder):
         for w_in, w_out in zip(widths, widths[1:]):
             encoder += _dense(w_in, w_out, activation, batch_norm)
             encoder += [nn.Dropout(dropout)] if dropout > 0 else []
-        encoder += [LogitsLinear(widths[-1], bottleneck), BottleneckActivation(bottleneck_activation, temperature)]
+        encoder += [Heads(widths[-1], bottleneck, heads), BottleneckActivation(bottleneck_activation, temperature)]
         decoder: list[nn.Module] = []
-        back = [bottleneck] + widths[::-1]
+        back = [bottleneck * heads] + widths[::-1]
         for w_in, w_out in zip(back[:-2], back[1:-1]):
             decoder += _dense(w_in, w_out, activation, batch_norm)
         decoder += [nn.Linear(back[-2], back[-1]), nn.Sigmoid(), nn.Unflatten(1, (1, image_size, image_size))]
@@ -204,12 +240,6 @@ def _dense(w_in: int, w_out: int, activation: str, batch_norm: bool) -> list[nn.
     layers: list[nn.Module] = [nn.Linear(w_in, w_out, bias=not batch_norm)]
     layers += [nn.BatchNorm1d(w_out)] if batch_norm else []
     return layers + [make_activation(activation)]
-
-
-def _dense_to(flat: int, hidden: int | None, bottleneck: int, activation: str, batch_norm: bool) -> list[nn.Module]:
-    if hidden:
-        return _dense(flat, hidden, activation, batch_norm) + [LogitsLinear(hidden, bottleneck)]
-    return [LogitsLinear(flat, bottleneck)]
 
 
 def _dense_from(bottleneck: int, hidden: int | None, flat: int, activation: str, batch_norm: bool) -> list[nn.Module]:

@@ -92,10 +92,13 @@ def encode(model: Autoencoder, split: Split, batch_size: int, with_recon: bool) 
     codes, squared_error = [], torch.zeros((), device=split.images.device, dtype=torch.float64)
     for start in range(0, len(split), batch_size):
         x = split.batch(torch.arange(start, min(start + batch_size, len(split)), device=split.images.device))
-        code = model.encoder(x)
+        if with_recon:  # the decoder reads every head's code; the scored code is the selected head's
+            _, every_code, recon = model.parts(x)
+            code = every_code[:, model.heads.selected]
+            squared_error += ((recon.float() - x) ** 2).sum(dtype=torch.float64)
+        else:
+            code = model.encoder(x)
         codes.append(code.float().cpu())
-        if with_recon:
-            squared_error += ((model.decoder(code).float() - x) ** 2).sum(dtype=torch.float64)
     model.train()
     recon_mse = float(squared_error) / (len(split) * 28 * 28) if with_recon else None
     return torch.cat(codes).numpy(), recon_mse
@@ -141,6 +144,13 @@ def build_training(cfg: DictConfig, splits: MNISTSplits, device: torch.device) -
     schedule = build_schedule(cfg.scheduler, optimizer, steps_per_epoch, cfg.trainer.epochs)
     loss_fn = CompositeLoss(cfg.loss, BatchAugment(**cfg.augment))
     return TrainingStep(model, optimizer, schedule, loss_fn, cfg, device)
+
+
+def select_head(model: Autoencoder, losses: dict[str, float]) -> int:
+    """The head to score: the one whose own clustering loss was lowest over the epoch (no label is used)."""
+    chosen = min(range(model.heads.heads), key=lambda h: losses[f"loss.head{h}"])
+    model.heads.selected.fill_(chosen)
+    return chosen
 
 
 def train_one_epoch(step: TrainingStep, splits: MNISTSplits, cfg: DictConfig, epoch: int, generator,
@@ -209,6 +219,8 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
             status, reason = "diverged", f"loss became {losses['loss']} in epoch {epoch + 1}"
             log.warning("run diverged: %s", reason)
             break
+        if model.heads.heads > 1:
+            losses["selected_head"] = select_head(model, losses)
         scorer.fit(model)
         val, _ = scorer.score(model, splits.val)
         row = {"epoch": epoch + 1, **losses, "lr": step.lr,

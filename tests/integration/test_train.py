@@ -341,3 +341,16 @@ def test_a_refused_job_of_a_plain_hydra_multirun_is_one_error_line_and_leaves_no
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
     assert errors == ["error: model.activation='swish' is not allowed: one of: relu, leaky_relu, elu, gelu, silu, tanh"]
     assert not sweep_dir.exists()
+
+
+def test_with_several_heads_the_run_scores_the_head_with_the_lowest_clustering_loss(tmp_path, mnist_root):
+    cfg = compose_config(*TINY, "model=conv", "model.heads=3", "loss=imsat", "trainer.epochs=2",
+                         "trainer.save_weights=true")
+    result = run(cfg, tmp_path)
+    history = pd.read_csv(tmp_path / "history.csv")
+    for _, epoch in history.iterrows():
+        losses = [epoch[f"loss.head{h}"] for h in range(3)]
+        assert epoch["selected_head"] == losses.index(min(losses))
+    (selected,) = [value for name, value in torch.load(tmp_path / "model.pt").items() if name.endswith(".selected")]
+    assert int(selected) == history["selected_head"].iloc[-1]  # the weights know which head was scored
+    assert result["status"] == "completed" and 0 <= result["test"]["mapped_acc"] <= 1

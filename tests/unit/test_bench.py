@@ -31,7 +31,7 @@ FIRST_LAYER = "Conv2d(1, 4, 5): 28x28 -> 24x24"
 # ------------------------------------------------------------------------------------- FLOP count
 
 
-def test_seed_forward_flops_are_twice_the_hand_counted_macs():
+def test_blog_forward_flops_are_twice_the_hand_counted_macs():
     batch = 4
     model, x = BlogAutoencoder(), torch.rand(batch, 1, 28, 28)
 
@@ -42,7 +42,7 @@ def test_seed_forward_flops_are_twice_the_hand_counted_macs():
     assert counter.get_total_flops() == 2 * batch * 3_157_600
 
 
-def test_seed_training_step_flops_add_weight_and_input_gradients_except_the_images_gradient():
+def test_blog_training_step_flops_add_weight_and_input_gradients_except_the_images_gradient():
     """Backward repeats every layer's MACs once for the weight gradient and once for the input gradient,
     except the first layer's input gradient: the images need none."""
     batch = 4

@@ -7,7 +7,7 @@ from torch import nn
 from aesweep.model import (
     BlogAutoencoder,
     ConvAutoencoder,
-    LogitsLinear,
+    Heads,
     MLPAutoencoder,
     count_parameters,
 )
@@ -36,6 +36,8 @@ def describe(layer: nn.Module) -> tuple:
     if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
         return (type(layer).__name__, layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
                 layer.padding)
+    if isinstance(layer, Heads):  # one head: the blog's Linear(3200, 10)
+        return describe(layer.linear)
     if isinstance(layer, nn.Linear):
         return ("Linear", layer.in_features, layer.out_features)
     if isinstance(layer, nn.Unflatten):
@@ -46,7 +48,7 @@ def describe(layer: nn.Module) -> tuple:
 # ---------------------------------------------------------------- the blog's network
 
 
-def test_seed_encoder_is_the_blogs_layer_list():
+def test_blog_encoder_is_the_blogs_layer_list():
     assert [describe(layer) for layer in BlogAutoencoder().encoder] == [
         ("Conv2d", 1, 4, (5, 5), (1, 1), (0, 0)),
         ("ReLU",),
@@ -58,7 +60,7 @@ def test_seed_encoder_is_the_blogs_layer_list():
     ]
 
 
-def test_seed_decoder_is_the_blogs_layer_list():
+def test_blog_decoder_is_the_blogs_layer_list():
     assert [describe(layer) for layer in BlogAutoencoder().decoder] == [
         ("Linear", 10, 400),
         ("ReLU",),
@@ -71,7 +73,7 @@ def test_seed_decoder_is_the_blogs_layer_list():
     ]
 
 
-def test_seed_layer_output_shapes(images):
+def test_blog_layer_output_shapes(images):
     model = BlogAutoencoder()
     assert layer_outputs(model.encoder, images) == [
         (nn.Conv2d, (4, 24, 24)),
@@ -79,7 +81,7 @@ def test_seed_layer_output_shapes(images):
         (nn.Conv2d, (8, 20, 20)),
         (nn.ReLU, (8, 20, 20)),
         (nn.Flatten, (3200,)),
-        (LogitsLinear, (10,)),  # an nn.Linear that stays float32 under autocast
+        (Heads, (10,)),  # one LogitsLinear head: an nn.Linear that stays float32 under autocast
         (type(model.encoder[-1]), (10,)),
     ]
     assert layer_outputs(model.decoder, model.encoder(images)) == [
@@ -94,30 +96,30 @@ def test_seed_layer_output_shapes(images):
     ]
 
 
-def test_seed_has_the_blogs_exact_parameter_count():
+def test_blog_has_the_blogs_exact_parameter_count():
     # conv 104 + conv 808 + linear 32,010 | linear 4,400 + linear 1,604,000 + convT 2,510 + convT 251
     assert count_parameters(BlogAutoencoder()) == 1_644_083
 
 
-def test_seed_bottleneck_width_changes_only_the_two_layers_around_it():
+def test_blog_bottleneck_width_changes_only_the_two_layers_around_it():
     # Linear(3200,w) and Linear(w,400): (3200+1)*w + (w*400+400); width 10 gives the blog's count
     assert count_parameters(BlogAutoencoder(bottleneck=16)) == 1_644_083 + 6 * (3200 + 1) + 6 * 400
 
 
-def test_seed_encoder_alone_gives_a_softmax_code_per_image(images):
+def test_blog_encoder_alone_gives_a_softmax_code_per_image(images):
     code = BlogAutoencoder().encoder(images)
     assert code.shape == (BATCH, 10)
     assert torch.allclose(code.sum(dim=1), torch.ones(BATCH), atol=1e-6)
     assert (code >= 0).all()
 
 
-def test_seed_forward_is_decoder_of_encoder(images):
+def test_blog_forward_is_decoder_of_encoder(images):
     model = BlogAutoencoder()
     assert torch.equal(model(images), model.decoder(model.encoder(images)))
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
-def test_seed_hidden_activation_is_configurable(activation):
+def test_blog_hidden_activation_is_configurable(activation):
     hidden = [type(layer) for layer in BlogAutoencoder(activation=activation).encoder[1:4:2]]
     assert hidden == [ACTIVATIONS[activation]] * 2
 
@@ -230,9 +232,6 @@ def test_higher_temperature_flattens_the_code_but_keeps_each_images_winner(image
     assert (sharp.max(dim=1).values > flat.max(dim=1).values).all()
 
 
-# ---------------------------------------------------------------- bad values name their key
-
-
 @pytest.mark.parametrize("model_class", MODELS)
 def test_under_bf16_autocast_the_logits_stay_float32_and_the_rest_is_bf16(images, model_class):
     model = model_class()
@@ -244,3 +243,27 @@ def test_under_bf16_autocast_the_logits_stay_float32_and_the_rest_is_bf16(images
     # only the layers before the logits ran in bf16: the logits agree with float32 to bf16's ~3 digits
     torch.testing.assert_close(logits, float32_logits, rtol=0.05, atol=0.02)
     assert not torch.equal(logits, float32_logits)
+
+
+# ---------------------------------------------------------------- several heads
+
+
+@pytest.mark.parametrize("model_class", [ConvAutoencoder, MLPAutoencoder])
+def test_every_head_is_trained_and_decoded_and_the_selected_one_is_the_encoders_output(images, model_class):
+    model = model_class(heads=3).eval()
+    logits, code, recon = model.parts(images)
+    assert logits.shape == code.shape == (BATCH, 3, 10)
+    assert recon.shape == (BATCH, 1, 28, 28)
+    assert torch.allclose(code.sum(dim=-1), torch.ones(BATCH, 3))  # each head a softmax of its own
+    for head in range(3):
+        model.heads.selected.fill_(head)
+        assert torch.equal(model.encoder(images), code[:, head])
+    assert "heads.selected" not in dict(model.named_parameters()) and "encoder.9.selected" not in dict(
+        model.named_parameters())
+    assert any(name.endswith("selected") for name in model.state_dict())  # saved with the weights
+
+
+def test_one_head_has_the_blog_models_parameter_count_and_each_more_head_adds_its_linear_and_decoder_input():
+    one, three = ConvAutoencoder(heads=1), ConvAutoencoder(heads=3)
+    added = count_parameters(three) - count_parameters(one)
+    assert added == 2 * (128 * 10 + 10) + 2 * 10 * 128  # two more heads, and the decoder reads 20 more inputs
