@@ -1,4 +1,5 @@
-"""The ``aesweep`` console command: ``collect``, ``compare`` and ``plot`` results; ``data`` and ``bench`` delegate.
+"""The ``aesweep`` console command: ``collect``, ``compare`` and ``plot`` results, ``dashboard`` serves a study;
+``data`` and ``bench`` delegate.
 
 User mistakes (a missing directory, a bad ``--where`` expression, an unknown column) print one line
 ``aesweep <command>: error: ...`` to stderr and return 2, with nothing written.
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aesweep import record
+from aesweep import dashboard, record
 from aesweep.arguments import OneLineParser, one_line_errors, positive_int
 
 DEFAULT_OUTPUTS = "outputs"
@@ -83,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         "named in study.yaml) and the best run's test confusion matrix.",
     )
     plot.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep directory (holds trials.csv)")
+
+    dashboard.add_arguments(commands.add_parser(
+        "dashboard",
+        help="optuna-dashboard on a sweep's study or a storage, with each trial's pictures",
+        description="Serve optuna-dashboard on the study a sweep folder names (study.yaml) or on a storage, "
+        "with the trials' uploaded files (confusion matrix, reconstructions, metrics.json, history.csv), "
+        "and print its URL. Needs the dashboard extra: pip install -e '.[dashboard]'.",
+    ))
 
     for name, help_text in DELEGATED.items():
         commands.add_parser(name, help=help_text, add_help=False)
@@ -166,4 +175,4 @@ def _run_plot(args: argparse.Namespace, prog: str) -> int:
     return 0
 
 
-_COMMANDS = {"collect": _run_collect, "compare": _run_compare, "plot": _run_plot}
+_COMMANDS = {"collect": _run_collect, "compare": _run_compare, "plot": _run_plot, "dashboard": dashboard.run}

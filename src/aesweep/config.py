@@ -20,11 +20,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from aesweep import record
+from aesweep.data import DATASETS, DEFAULT_DATASET
 from aesweep.errors import ConfigError
 from aesweep.io import check_creatable
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the project's config groups, beside src/
-MNIST_TRAINING_IMAGES = 60_000
+TRAINING_IMAGES = 60_000  # in MNIST and Fashion-MNIST alike
 
 
 # ------------------------------------------------------------------------------------------------ rules
@@ -110,6 +111,7 @@ AUTO_OR_BOOL = choice("auto", True, False)
 
 @dataclass
 class DataSchema:
+    name: str = key(choice(*DATASETS))
     root: str = key(text())
     download: bool = key(boolean())
     val_size: int = key(integer(1))
@@ -246,7 +248,7 @@ class TrialSchema:
 
 # The schema of each option file: conf/<group>/<option>.yaml extends /schema/<group>/<option>.
 SCHEMAS: dict[str, dict[str, type]] = {
-    "data": {"mnist": DataSchema},
+    "data": {name: DataSchema for name in DATASETS},
     "model": {"blog": BlogModelSchema, "conv": ConvModelSchema, "mlp": MLPModelSchema},
     "optimizer": {"adam": AdamSchema, "adamw": AdamSchema, "sgd": SGDSchema, "rmsprop": RMSpropSchema},
     "scheduler": {"none": SchedulerSchema, "cosine": SchedulerSchema},
@@ -275,7 +277,7 @@ register_schemas()
 
 def training_images(data_cfg: DictConfig) -> int:
     """How many images the training split holds: the 60k less the validation split, cut to data.subset."""
-    available = MNIST_TRAINING_IMAGES - data_cfg.val_size
+    available = TRAINING_IMAGES - data_cfg.val_size
     return available if data_cfg.subset is None else min(data_cfg.subset, available)
 
 
@@ -312,8 +314,8 @@ def rule_of(schema: object, name: str) -> Rule | None:
 
 def cross_key_problem(cfg: DictConfig) -> ConfigError | None:
     """The first rule that spans several keys and is broken, as a ConfigError naming the key to change."""
-    if cfg.data.val_size >= MNIST_TRAINING_IMAGES:
-        return ConfigError("data.val_size", cfg.data.val_size, f"fewer than the {MNIST_TRAINING_IMAGES} training images")
+    if cfg.data.val_size >= TRAINING_IMAGES:
+        return ConfigError("data.val_size", cfg.data.val_size, f"fewer than the {TRAINING_IMAGES} training images")
     if cfg.eval.readout == "argmax" and cfg.model.bottleneck != cfg.eval.n_clusters and not cfg.eval.allow_overclustering:
         return ConfigError("model.bottleneck", cfg.model.bottleneck,
                            f"equal to eval.n_clusters={cfg.eval.n_clusters} with eval.readout=argmax (each unit is a "
@@ -339,11 +341,19 @@ class ValidateBeforeRun(Callback):
 
     Registered in conf/config.yaml, so a refused `python train.py ...` prints one line, exits 2 and
     leaves nothing on disk. The aesweep_optuna sweeper finds `check_config` through this registration and
-    runs it on the trials' configs before its study opens.
+    runs it on the trials' configs before its study opens, and `study_scope` to name its studies.
     """
 
     check_config = staticmethod(validate)
     default_objective = record.DEFAULT_OBJECTIVE  # what a sweep optimises unless hydra.sweeper.objective says so
+
+    @staticmethod
+    def study_scope(config: DictConfig) -> str | None:
+        """What keeps a sweep's default study names to one dataset: the dataset's name, or None for MNIST,
+        whose studies keep the plain sweep name they had before there was a second dataset. So
+        `sweep=default data=fashion_mnist` runs study `default-fashion_mnist`, compared with `baseline-fashion_mnist`."""
+        dataset = OmegaConf.select(config, "data.name")
+        return None if dataset in (None, DEFAULT_DATASET) else str(dataset)
 
     def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
         try:

@@ -29,27 +29,32 @@ def save_figure(fig: Figure, path: str | os.PathLike) -> None:
         plt.close(fig)
 
 
-def save_confusion_png(confusion: np.ndarray, path: str | os.PathLike, title: str | None = None) -> None:
-    """Heatmap of a cluster x digit count matrix, each cell annotated with its count.
+def save_confusion_png(confusion: np.ndarray, path: str | os.PathLike, title: str | None = None,
+                       classes: Sequence[str] | None = None) -> None:
+    """Heatmap of a cluster x class count matrix, each cell annotated with its count.
 
-    Rows are bottleneck units / clusters (as many as the matrix has), columns are the true digits 0-9.
+    Rows are bottleneck units / clusters (as many as the matrix has), columns the true classes, named by
+    `classes` (the run record's) where given, else numbered.
     """
     counts = np.asarray(confusion)
     if counts.ndim != 2:
-        raise ValueError(f"confusion must be a 2-d cluster x digit matrix, got shape {counts.shape}")
-    n_clusters, n_digits = counts.shape
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n_digits, 1.0 + 0.45 * n_clusters))
+        raise ValueError(f"confusion must be a 2-d cluster x class matrix, got shape {counts.shape}")
+    n_clusters, n_classes = counts.shape
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n_classes, 1.0 + 0.45 * n_clusters))
     image = ax.imshow(counts, cmap="Blues", aspect="auto")
     fig.colorbar(image, ax=ax, label="images")
-    ax.set_xlabel("digit (true label)")
+    ax.set_xlabel("class (true label)")
     ax.set_ylabel("bottleneck unit / cluster")
-    ax.set_xticks(range(n_digits))
+    named = classes is not None and len(classes) == n_classes
+    words = named and any(len(name) > 2 for name in classes)  # "Ankle boot" needs turning, "7" does not
+    ax.set_xticks(range(n_classes), labels=list(classes) if named else None, rotation=45 if words else 0,
+                  ha="right" if words else "center")
     ax.set_yticks(range(n_clusters))
     # Dark text on light cells, white on dark ones, so every count stays readable.
     threshold = counts.max() / 2 if counts.size and counts.max() > 0 else 0
-    fontsize = 8 if max(n_clusters, n_digits) <= 12 else 6
+    fontsize = 8 if max(n_clusters, n_classes) <= 12 else 6
     for row in range(n_clusters):
-        for col in range(n_digits):
+        for col in range(n_classes):
             value = counts[row, col]
             ax.text(col, row, f"{value:g}", ha="center", va="center", fontsize=fontsize,
                     color="white" if value > threshold else "black")

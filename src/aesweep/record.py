@@ -4,6 +4,8 @@ A record is a JSON object:
 
     status          "completed", "pruned" or "diverged" (a run that raised writes no record)
     reason          why it stopped early, or null
+    dataset         the data= option it trained on ("mnist", "fashion_mnist"); records without one are MNIST's
+    classes         the dataset's class names, label i's at [i]
     fit, val, test  per split, METRICS (below); fit = the training split the mapping was fitted on.
                     A pruned run keeps only val (the epoch it was pruned at); a diverged one none.
     confusion       {"fit": [[...]], "test": [[...]]}: cluster x class counts the scores are computed from
@@ -39,6 +41,15 @@ STATE_OF_STATUS = {"completed": "COMPLETE", "pruned": "PRUNED", "diverged": "FAI
 DEFAULT_OBJECTIVE = "val.mapped_acc"
 VALIDATION_METRICS = tuple(f"val.{name}" for name in METRICS)
 FINAL_METRICS = tuple(f"{split}.{name}" for split in SPLITS for name in METRICS) + RUN_NUMBERS
+
+
+# Runs were recorded before a second dataset existed, without naming theirs: they all trained on MNIST.
+DATASET_OF_UNNAMED = "mnist"
+
+
+def dataset(record: Mapping[str, Any]) -> str:
+    """The data= option a run trained on."""
+    return record.get("dataset") or DATASET_OF_UNNAMED
 
 
 class RecordUnreadable(AesweepError):

@@ -11,6 +11,8 @@ Optuna is imported lazily: a single run (no sweep) never pays for it.
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,8 @@ from aesweep.errors import AesweepError, ConfigError, one_line
 
 if TYPE_CHECKING:
     import optuna
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STORAGE = "outputs/optuna/journal.log"  # relative to the folder the sweep command starts in
 STUDY_FILE = "study.yaml"  # in each sweep folder: study_name, storage, directions, objectives, search space
@@ -68,13 +72,14 @@ def resolved(storage: str | None, launch_dir: Path) -> str:
 
 def open_storage(storage: str) -> optuna.storages.BaseStorage:
     """Open (creating it if need be) the storage a string names; a ConfigError keyed `storage` if it cannot be."""
-    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     if is_journal_file(storage):
         path = Path(storage).expanduser()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            drop_torn_record(path)
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as error:
             where = f" ({error.filename})" if error.filename else ""  # "File exists (x)": x is a file, not a folder
@@ -83,7 +88,7 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
     url, engine_kwargs = rdb_url(storage)
     for attempt in range(RDB_OPEN_ATTEMPTS):
         try:
-            return RDBStorage(url, engine_kwargs=engine_kwargs)
+            return reconnecting_rdb_storage()(url, engine_kwargs={"pool_pre_ping": True, **engine_kwargs})
         except ImportError:
             raise ConfigError(
                 "storage", storage, "its database driver is not installed (PostgreSQL: pip install 'aesweep[postgres]')"
@@ -95,6 +100,99 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ConfigError("storage", storage, f"{STORAGE_FORMS}; cannot open it: {first_line}") from None
     raise AssertionError("unreachable")
+
+
+def drop_torn_record(path: Path) -> bytes:
+    """Cut a journal file's last record when a crash or a full disk left it without its end (no newline).
+
+    Optuna's reader refuses such a file ("Should not reach."), and its next append would be glued to the torn
+    line, losing every later record. The cut happens under the journal's own lock; it says in one line what
+    was dropped. Returns the dropped bytes (empty when the file was whole)."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return b""
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        with path.open("rb+") as journal:
+            size = journal.seek(0, os.SEEK_END)
+            journal.seek(max(0, size - 1))
+            if journal.read(1) == b"\n":
+                return b""
+            tail_start = max(0, size - (1 << 20))
+            journal.seek(tail_start)
+            tail = journal.read()
+            keep = tail_start + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+            journal.seek(keep)
+            dropped = journal.read()
+            journal.truncate(keep)
+            journal.flush()
+            os.fsync(journal.fileno())
+    finally:
+        lock.release()
+    log.warning("storage %s: its last record was cut short (a crash or a full disk while it was written): dropped "
+                "%d bytes (%s...); the studies go on without it", path, len(dropped),
+                dropped[:60].decode("utf-8", "replace"))
+    return dropped
+
+
+# How long an operation on a database storage keeps trying while the server is away (a restart, a fail-over).
+RDB_OUTAGE_S = 120
+
+
+def reconnecting_rdb_storage() -> type:
+    """RDBStorage whose every operation waits out a database that went away and came back.
+
+    A restarted PostgreSQL drops every connection: without this, the sweep and each running job would die at
+    their next call. SQLAlchemy's pre-ping replaces dead pooled connections; an operation that still fails to
+    reach the server (its transaction was rolled back, nothing was written) is tried again, with a growing
+    pause, for up to RDB_OUTAGE_S seconds.
+    """
+    global _RECONNECTING
+    if _RECONNECTING is None:
+        from optuna.storages import BaseStorage, RDBStorage
+
+        names = [name for name, value in vars(BaseStorage).items()
+                 if callable(value) and not name.startswith("_") and hasattr(RDBStorage, name)]
+        _RECONNECTING = type("ReconnectingRDBStorage", (RDBStorage,),
+                             {name: waiting_out_outages(getattr(RDBStorage, name)) for name in names})
+    return _RECONNECTING
+
+
+_RECONNECTING: type | None = None
+
+
+def waiting_out_outages(operation: Any) -> Any:
+    """`operation`, tried again while the database is unreachable (see reconnecting_rdb_storage)."""
+    import functools
+
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    def unreachable(error: BaseException) -> DBAPIError | None:
+        """The database error behind `error` when it says the server was out of reach (Optuna wraps it)."""
+        cause = error.__cause__ if isinstance(error, StorageInternalError) else error
+        if isinstance(cause, OperationalError) or getattr(cause, "connection_invalidated", False):
+            return cause
+        return None
+
+    @functools.wraps(operation)
+    def patient(*args: Any, **kwargs: Any) -> Any:
+        deadline, pause = time.monotonic() + RDB_OUTAGE_S, 0.5
+        while True:
+            try:
+                return operation(*args, **kwargs)
+            except (DBAPIError, StorageInternalError) as error:
+                cause = unreachable(error)
+                if cause is None or time.monotonic() > deadline:
+                    raise
+                log.warning("storage: the database is unreachable (%s); trying again in %.1f s",
+                            one_line(cause.orig or cause)[:120], pause)
+                time.sleep(pause)
+                pause = min(2 * pause, 5.0)
+
+    return patient
 
 
 def rdb_url(storage: str) -> tuple[str, dict[str, Any]]:

@@ -25,7 +25,7 @@ from aesweep import record
 from aesweep.augment import BatchAugment
 from aesweep.config import CONF_DIR, validate
 from aesweep.overrides import check_command_line
-from aesweep.data import MNISTSplits, Split, load_splits
+from aesweep.data import DATASETS, Split, Splits, load_splits
 from aesweep.errors import AesweepError, ConfigError
 from aesweep.io import write_csv_atomic
 from aesweep.loss import CompositeLoss
@@ -105,9 +105,9 @@ def encode(model: Autoencoder, split: Split, batch_size: int, with_recon: bool) 
 
 
 class Scorer:
-    """Fits readout + cluster->digit mappings on the training split and scores other splits with them."""
+    """Fits readout + cluster->class mappings on the training split and scores other splits with them."""
 
-    def __init__(self, cfg: DictConfig, splits: MNISTSplits):
+    def __init__(self, cfg: DictConfig, splits: Splits):
         self.cfg, self.splits = cfg, splits
         self.n_clusters = n_clusters_of(cfg)
 
@@ -132,7 +132,7 @@ class Scorer:
         return {**scores, "recon_mse": recon_mse}
 
 
-def build_training(cfg: DictConfig, splits: MNISTSplits, device: torch.device) -> TrainingStep:
+def build_training(cfg: DictConfig, splits: Splits, device: torch.device) -> TrainingStep:
     """Model (in its speed modes), optimizer, per-step schedule and loss, bundled as the step the loop repeats.
 
     `aesweep bench` times `train_one_epoch` on exactly this step.
@@ -153,7 +153,7 @@ def select_head(model: Autoencoder, losses: dict[str, float]) -> int:
     return chosen
 
 
-def train_one_epoch(step: TrainingStep, splits: MNISTSplits, cfg: DictConfig, epoch: int, generator,
+def train_one_epoch(step: TrainingStep, splits: Splits, cfg: DictConfig, epoch: int, generator,
                     progress) -> dict[str, float]:
     """One pass over the training split in shuffled batches; returns the mean of each loss term."""
     train = splits.train
@@ -235,8 +235,9 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
             log.info("trial %s", reason)
             break
 
-    result = {"status": status, "reason": reason, "val": None, "test": None, "fit": None,
-              "confusion": None, "mapping": None}
+    classes = DATASETS[cfg.data.name].classes
+    result = {"status": status, "reason": reason, "dataset": cfg.data.name, "classes": list(classes),
+              "val": None, "test": None, "fit": None, "confusion": None, "mapping": None}
     if status == "pruned":
         # Nobody selects or reports a pruned trial: its last validation scores say why it stopped, and
         # skipping the refit, test scoring, pictures and weights is part of what pruning saves.
@@ -249,7 +250,7 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
             fit=fit, val=val, test=test, mapping=scorer.majority_map.tolist(),
             confusion={"fit": scorer.fit_confusion.tolist(), "test": test_confusion.tolist()},
         )
-        _write_pictures(model, splits.test, test_confusion, out_dir)
+        _write_pictures(model, splits.test, test_confusion, classes, out_dir)
         if cfg.trainer.save_weights:
             torch.save(model.state_dict(), out_dir / "model.pt")
     result.update(
@@ -274,19 +275,23 @@ def _reporter(cfg: DictConfig):
     return TrialReporter.from_config(cfg.trial, seed=cfg.seed)
 
 
-def _write_pictures(model: Autoencoder, test: Split, confusion: np.ndarray, out_dir: Path) -> None:
+def _write_pictures(model: Autoencoder, test: Split, confusion: np.ndarray, classes: Sequence[str],
+                    out_dir: Path) -> None:
     from PIL import Image
 
     from aesweep.plots import save_confusion_png
 
-    save_confusion_png(confusion, out_dir / "confusion.png", title="test split: bottleneck cluster x digit")
+    save_confusion_png(confusion, out_dir / "confusion.png", title="test split: bottleneck cluster x class",
+                       classes=classes)
     with torch.no_grad():
         model.eval()
         x = test.batch(torch.arange(16, device=test.images.device))
         recon = model(x).float()
         model.train()
+    names = [classes[label] for label in test.labels[:16].tolist()]
+    grid = image_grid(torch.cat([x, recon]).cpu(), columns=16)
     tmp = out_dir / ".reconstructions.tmp.png"
-    Image.fromarray(image_grid(torch.cat([x, recon]).cpu(), columns=16)).save(tmp, format="PNG")
+    Image.fromarray(with_column_labels(grid, names, cell=x.shape[-1])).save(tmp, format="PNG")
     tmp.replace(out_dir / "reconstructions.png")
 
 
@@ -303,3 +308,19 @@ def image_grid(images: torch.Tensor, columns: int, gap: int = 2) -> np.ndarray:
         top, left = gap + (i // columns) * (height + gap), gap + (i % columns) * (width + gap)
         grid[top : top + height, left : left + width] = image
     return grid
+
+
+def with_column_labels(grid: np.ndarray, labels: Sequence[str], cell: int, gap: int = 2) -> np.ndarray:
+    """`grid` (from image_grid) under a band naming each column, written bottom to top: a class name such as
+    "Ankle boot" is wider than its 28-px column, but fits upright."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    lengths = [font.getbbox(label)[2] for label in labels]
+    line = max(font.getbbox(label)[3] for label in labels)
+    band = Image.new("L", (max(lengths) + 2 * gap, grid.shape[1]), 255)  # drawn lying down, then stood up
+    draw = ImageDraw.Draw(band)
+    for column, label in enumerate(labels):
+        top = gap + column * (cell + gap) + (cell - line) // 2
+        draw.text((gap, top), label, fill=0, font=font)
+    return np.vstack([np.asarray(band.transpose(Image.Transpose.ROTATE_90)), grid])

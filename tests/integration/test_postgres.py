@@ -66,6 +66,15 @@ class Server:
     def url(self, database: str) -> str:
         return f"postgresql://{ADMIN}@127.0.0.1:{self.port}/{database}"
 
+    def restart(self) -> None:
+        """Stop the server (every connection dropped at once) and start it again, as an upgrade or a crash would."""
+        env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+        command = [str(self.bin_dir / "pg_ctl"), "restart", "-w", "-m", "fast", "-t", "60", "-D",
+                   str(self.folder / "data"), "-l", str(self.folder / "server.log"), "-o",
+                   f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, **self.run_as)
+        assert done.returncode == 0, done.stderr
+
 
 def server_user() -> dict:
     """initdb and postgres refuse to run as root: run them as the package's `postgres` user (or nobody)."""
@@ -230,3 +239,30 @@ def test_jobs_report_epochs_and_are_pruned_through_postgresql(tmp_path, storage_
     by_x = {t.params["x"]: t for t in load(storage_url, "smoke").trials}
     assert by_x[-1].state.name == "PRUNED" and list(by_x[-1].intermediate_values) == [1]
     assert by_x[0.3].state.name == "COMPLETE" and list(by_x[0.3].intermediate_values) == [1, 2, 3, 4]
+
+
+def test_two_workers_ride_out_a_restart_of_the_server_without_losing_or_repeating_a_trial(
+        tmp_path, storage_url, postgres):
+    n_trials, epochs = 8, 3
+    overrides = [f"hydra.sweeper.storage={storage_url}", "hydra.sweeper.study_name=restarted",
+                 f"hydra.sweeper.n_trials={n_trials}", f"epochs={epochs}", "sleep=0.4"]
+    open_storage(storage_url)
+    workers = [start_sweep(tmp_path, *overrides, f"hydra.sweep.dir={tmp_path / f'w{i}'}") for i in range(2)]
+    deadline = time.time() + 90
+    while time.time() < deadline:  # mid-sweep: some trials done, others running
+        try:
+            if sum(t.state.name == "COMPLETE" for t in load(storage_url, "restarted").trials) >= 2:
+                break
+        except KeyError:
+            pass
+        time.sleep(0.2)
+    postgres.restart()
+    for worker in workers:
+        finish(worker)
+
+    trials = sorted(load(storage_url, "restarted").trials, key=lambda t: t.number)
+    assert [t.number for t in trials] == list(range(n_trials))  # none lost, none duplicated
+    for trial in trials:
+        assert trial.state.name == "COMPLETE", (trial.number, trial.user_attrs.get("reason"))
+        assert trial.value == pytest.approx(expected_value(trial.params, epochs))
+        assert list(trial.intermediate_values) == list(range(1, epochs + 1))

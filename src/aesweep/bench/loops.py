@@ -76,11 +76,11 @@ def _subset(splits, start: int, stop: int):
     """The same splits with the training split cut to images [start, stop) (wrapping round if needed)."""
     import torch
 
-    from aesweep.data import MNISTSplits, Split
+    from aesweep.data import Split, Splits
 
     train = splits.train
     index = torch.arange(start, stop, device=train.images.device) % len(train)
-    return MNISTSplits(train=Split(train.images[index], train.labels[index]), val=splits.val, test=splits.test)
+    return Splits(train=Split(train.images[index], train.labels[index]), val=splits.val, test=splits.test)
 
 
 def project_step_flops(cfg, loss_fn, x, device) -> int:

@@ -27,6 +27,7 @@ Warn = Callable[[str], None]
 BASELINE_SWEEP = "baseline"
 COMPLETE = "COMPLETE"
 
+DATASET = "dataset"  # the data= option a run trained on: part of its configuration, never pooled with another
 # Columns that describe a run rather than its configuration (runs.csv and trials.csv alike).
 RUN_COLUMNS = ("run_dir", "sweep", "sweep_dir", "role", "job", "trial", "study_name", "status", "state", "reason",
                "seed")
@@ -114,6 +115,11 @@ def read_run(run_dir: Path) -> dict:
     row["state"] = record.STATE_OF_STATUS.get(status, str(status).upper())
     row["reason"] = metrics.get("reason")
     row["seed"] = config.pop("seed", metrics.get("seed"))
+    # The dataset is part of the configuration, in a column of its own: the record's, else the config's (a
+    # failed trial has no record). The data= option and data.name say the same, so they are not repeated.
+    config.pop("data", None)
+    configured = config.pop("data.name", None)
+    row[DATASET] = metrics.get("dataset") or configured or record.DATASET_OF_UNNAMED
     # trial.* keys are the sweeper's link to its study, already in the trial/study_name columns.
     row.update({key: value for key, value in config.items() if not key.startswith("trial.")})
     for split in record.SPLITS:
@@ -272,6 +278,8 @@ def collect_runs(dirs: Iterable[Path], warn: Warn = warn_stderr) -> pd.DataFrame
                 rows.append(read_run(run_dir))
             except SkippedRun as skipped:
                 warn(f"skipped {run_dir}: {skipped}")
+    if not rows:  # run folders, none finished yet: a table with its columns and no row, still a readable CSV
+        return pd.DataFrame(columns=[*RUN_COLUMNS, *TAIL_COLUMNS])
     return _order_columns(_with_integer_columns(pd.DataFrame(rows), rows))
 
 
@@ -288,8 +296,8 @@ def _order_columns(runs: pd.DataFrame) -> pd.DataFrame:
     front = [c for c in RUN_COLUMNS if c in runs.columns]
     metrics = [c for split in record.SPLITS for c in runs.columns if c.startswith(f"{split}.")]
     tail = [c for c in TAIL_COLUMNS if c in runs.columns]
-    config = sorted(c for c in runs.columns if c not in set(front) | set(metrics) | set(tail))
-    return runs[front + config + metrics + tail]
+    config = sorted(c for c in runs.columns if c not in set(front) | set(metrics) | set(tail) | {DATASET})
+    return runs[front + [DATASET] + config + metrics + tail]
 
 
 def write_runs_csv(runs: pd.DataFrame, path: Path) -> None:

@@ -143,7 +143,7 @@ def _best_confusion(best: pd.Series, sweep_dir: Path, note: Warn) -> Path | None
         title = f"best trial {compact(best['number'])}, {split} split"
         if score is not None:
             title += f": mapped_acc {score:.4f}"
-        plots.save_confusion_png(np.asarray(confusion[split]), path, title=title)
+        plots.save_confusion_png(np.asarray(confusion[split]), path, title=title, classes=metrics.get("classes"))
         return path
     note(f"confusion skipped: the best trial's run directory was not found (tried {', '.join(map(str, candidates))})")
     return None

@@ -55,7 +55,7 @@ def run_all(dispatcher: Dispatcher, runs: list[RunJob]) -> list[RunJob]:
 
 def measure_baseline(sweep: OptunaSweep, plan: Plan, dispatcher: Dispatcher) -> None:
     settings = sweep.settings
-    name = settings.baseline_study
+    name = plan.baseline_study
     if not settings.baseline_overrides or not name or name == plan.study.study_name:
         return
     with claim_lock(plan.storage_url, name):
@@ -67,7 +67,8 @@ def measure_baseline(sweep: OptunaSweep, plan: Plan, dispatcher: Dispatcher) -> 
         study.set_user_attr(SEEDS_ATTR, {"seeds": settings.seeds, "statistic": settings.seed_statistic})
         trial = study.ask()
     overrides = plan.fixed + list(settings.baseline_overrides)
-    folder = baseline_folder(plan.sweep_dir, name)
+    # named as `sweep=<baseline_study>` names its folder, whatever the study's scope: collect's sweep column
+    folder = baseline_folder(plan.sweep_dir, settings.baseline_study)
     folder.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(sweep.config, folder / "multirun.yaml")  # a sweep folder of its own for `aesweep collect`
     log.info("measuring the baseline %s into study '%s' (%s)", " ".join(settings.baseline_overrides), name, folder)

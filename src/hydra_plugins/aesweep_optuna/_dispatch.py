@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,8 @@ class RunJob:
     ended: float = 0.0  # ... and returned
     job_return: JobReturn | None = None
     launch_error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    pool_broke: bool = False  # the launcher's worker pool died under it (joblib: one killed worker fails them all)
+    retried: bool = False
 
 
 class Dispatcher:
@@ -100,6 +101,18 @@ class Dispatcher:
             returns, error = [], "launcher: interrupted"
         except Exception as failure:  # the thread must hand every run back, whatever happened
             returns, error = [], f"launcher: {one_line(failure)}"
+            for run in runs:
+                run.pool_broke = _worker_pool_broke(failure)
         for run, job_return in zip(runs, returns + [None] * (len(runs) - len(returns))):
             run.job_return, run.launch_error, run.ended = job_return, error, time.time()
             self._done.put(run)
+
+
+def _worker_pool_broke(failure: Exception) -> bool:
+    """joblib's loky pool fails every job it runs when one of its workers dies (SIGKILL, out of memory): the
+    runs of other launch calls in flight then fail without being at fault."""
+    try:
+        from joblib.externals.loky.process_executor import BrokenProcessPool, TerminatedWorkerError
+    except ImportError:
+        return False
+    return isinstance(failure, (TerminatedWorkerError, BrokenProcessPool))

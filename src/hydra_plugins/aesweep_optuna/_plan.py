@@ -33,6 +33,7 @@ from ._search_space import (
 )
 from ._settings import SweepSettings, import_class
 from ._workers import claim_lock
+from .config import AesweepOptunaSweeperConf
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class Plan:
     sweep_dir: Path
     from_return: bool = False  # the objective is what the task function returns (an app without a run record)
     extend_space: Callable[[DictConfig, Any], None] | None = None  # custom_search_space
+    baseline_study: str | None = None  # hydra.sweeper.baseline_study, in the app's study scope when it is the default
+    measure_baseline: str = ""  # how to measure it, for the summary when the storage has none
 
     @property
     def fixed(self) -> list[str]:
@@ -112,7 +115,13 @@ def make_plan(settings: SweepSettings, config: DictConfig, compose: ComposeFn,
         storage = open_storage(storage_url)
     except ConfigError as error:
         raise ConfigError("hydra.sweeper.storage", storage_url, error.allowed) from None
-    name = str(settings.study_name or config.hydra.runtime.choices.get("sweep") or config.hydra.job.name)
+    scope = _study_scope(app, config)
+    name = str(settings.study_name or scoped(config.hydra.runtime.choices.get("sweep") or config.hydra.job.name, scope))
+    baseline_study = settings.baseline_study
+    measure = f"run `python train.py -m sweep={baseline_study}` to measure it" if baseline_study else ""
+    if baseline_study == AesweepOptunaSweeperConf.baseline_study and scope:
+        baseline_study = scoped(baseline_study, scope)
+        measure = f"run `python train.py -m sweep={settings.baseline_study}` on {scope}, as this sweep runs, to measure it"
     with claim_lock(storage_url, name):
         try:
             storage.get_study_id_from_name(name)
@@ -134,7 +143,8 @@ def make_plan(settings: SweepSettings, config: DictConfig, compose: ComposeFn,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(objectives)
-    return Plan(study, storage, storage_url, space, objectives, sweep_dir, from_return, extend_space)
+    return Plan(study, storage, storage_url, space, objectives, sweep_dir, from_return, extend_space, baseline_study,
+                measure)
 
 
 def app_callback(config: DictConfig) -> Any:
@@ -148,6 +158,18 @@ def app_callback(config: DictConfig) -> Any:
         if callable(getattr(cls, "check_config", None)):
             return cls
     return None
+
+
+def _study_scope(app: Any, config: DictConfig) -> str | None:
+    """What the app adds to the default study names (``study_scope(config)`` of its callback), so that runs
+    the sweep's own name would put into one study stay apart: train.py's studies on Fashion-MNIST are
+    `<sweep>-fashion_mnist` and compared with `baseline-fashion_mnist`. None: the plain names."""
+    scope = getattr(app, "study_scope", None)
+    return scope(config) if callable(scope) else None
+
+
+def scoped(name: str, scope: str | None) -> str:
+    return f"{name}-{scope}" if scope else name
 
 
 def _custom_search_space(path: str | None) -> Callable[[DictConfig, Any], None] | None:

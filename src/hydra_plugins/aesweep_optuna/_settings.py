@@ -59,6 +59,7 @@ class SweepSettings:
     custom_search_space: str | None = None
     search_space: Any = None
     max_failure_rate: float | None = None
+    progress: Any = "auto"
 
     def __post_init__(self) -> None:
         self.sampler, self.pruner = plain(self.sampler), plain(self.pruner)
@@ -106,6 +107,7 @@ class SweepSettings:
         need("stale_after", self.stale_after, self.stale_after >= 3 * self.heartbeat_interval,
              f"seconds >= 3 x heartbeat_interval ({3 * self.heartbeat_interval:g})")
         need("dispatch", self.dispatch, self.dispatch in DISPATCH_MODES, "one of: " + ", ".join(DISPATCH_MODES))
+        need("progress", self.progress, self.progress == "auto" or isinstance(self.progress, bool), "auto, true or false")
         rate = self.max_failure_rate
         need("max_failure_rate", rate, rate is None or (isinstance(rate, (int, float)) and 0 <= rate <= 1),
              "a fraction in [0, 1], or null (never stop for failed trials)")

@@ -42,10 +42,12 @@ from aesweep.storage import write_study_file
 from aesweep.trial import PRUNED_ATTR
 
 from . import _tables
+from ._artifacts import describe_study, upload_run_files
 from ._confirm import confirm_best, measure_baseline
 from ._dispatch import Dispatcher, RunJob
 from ._outcome import RunOutcome, combine, judge_run
 from ._plan import Plan, make_plan
+from ._progress import SweepProgress
 from ._search_space import suggest, trial_overrides, value_as_override_text
 from ._settings import SweepSettings
 from ._workers import HEARTBEAT_ATTR, WORKER_ATTR, Heartbeat, Worker, claim_lock, fail_stale_trials
@@ -240,6 +242,7 @@ class OptunaSweep:
         if claim.busy:  # how long its runs held a slot: what `aesweep bench dispatch` weighs slots by
             attrs.update(busy_seconds=sum(end - start for start, end in claim.busy),
                          runs_started=min(start for start, _ in claim.busy), runs_ended=max(end for _, end in claim.busy))
+        upload_run_files(claim.trial, claim.outcomes, plan.storage_url, Path(self.config.hydra.runtime.cwd))
         closed = self._tell(plan, claim.trial, state, values, attrs)
         shown = ", ".join(f"{v:.4g}" for v in values) if values else attrs.get("reason")
         log.info("trial %d %s%s", claim.trial.number, state.name, f" {shown}" if shown else "")
@@ -258,6 +261,7 @@ class OptunaSweep:
         except OSError as error:  # checked in plan(); this catches a folder that went away since
             _exit(2, f"error: {ConfigError('hydra.sweep.dir', str(plan.sweep_dir), one_line(error))}")
         write_study_file(plan.sweep_dir, self._study_info(plan))
+        describe_study(plan, self.config, self.settings)
         existing = len(plan.study.get_trials(deepcopy=False))
         log.info("study '%s' in %s: %d of %d trials exist", plan.study.study_name, plan.storage_url, existing,
                  self.settings.n_trials)
@@ -267,7 +271,9 @@ class OptunaSweep:
         outcomes: dict[int, TrialState | None] = {}  # trial number -> how this command closed it
         returns: list[JobReturn] = []
         dispatcher = Dispatcher(self.launcher, self.settings.n_jobs)
-        with _sigterm_as_interrupt(), Heartbeat(plan.storage, self.settings.heartbeat_interval) as heartbeat:
+        progress = SweepProgress(plan.study, self.settings.n_trials, self.settings.timeout, self.settings.progress)
+        with _sigterm_as_interrupt(), Heartbeat(plan.storage, self.settings.heartbeat_interval) as heartbeat, progress:
+            self._progress = progress
             try:
                 measure_baseline(self, plan, dispatcher)
                 deadline = time.monotonic() + self.settings.timeout if self.settings.timeout else math.inf
@@ -276,17 +282,26 @@ class OptunaSweep:
                 confirm_best(self, plan, dispatcher)
             except KeyboardInterrupt as interrupt:
                 self._interrupted(plan, dispatcher, str(interrupt) or "Ctrl-C")
+        describe_study(plan, self.config, self.settings)  # again: the baseline may have been measured since
         self._finish(plan, outcomes)
         return [returns]
 
     def _runs_as_slots_free(self, plan: Plan, dispatcher: Dispatcher, heartbeat: Heartbeat, deadline: float,
                             outcomes: dict[int, TrialState | None], returns: list[JobReturn]) -> None:
-        """Keep every slot busy: a freed slot takes the next run of an open trial, or the first run of a new one."""
+        """Keep every slot busy: a freed slot takes the next run of an open trial, or the first run of a new one.
+
+        When the launcher's worker pool dies under its runs (joblib fails every run in flight when one worker is
+        killed), those runs are run again, each alone: the one at fault dies again and fails with the reason,
+        the others were only in the way and complete.
+        """
         pending: deque[RunJob] = deque()
+        again: deque[RunJob] = deque()  # runs a broken worker pool took down, to run once more, alone
         self._open: dict[int, Claim] = {}
         budget_left = True
         while True:
-            while dispatcher.free > 0:
+            while again and not dispatcher.running:
+                dispatcher.start(again.popleft())
+            while dispatcher.free > 0 and not again:
                 if not pending and budget_left:
                     budget_left = time.monotonic() < deadline and not self._exhausted
                     claim = self.claim(plan) if budget_left else None
@@ -306,11 +321,16 @@ class OptunaSweep:
                     claim.skip(run)
                     self._close_if_done(plan, claim, heartbeat, outcomes)
                     continue
-                run.started = time.monotonic()
                 dispatcher.start(run)
             if not dispatcher.running:
                 break
             run = dispatcher.next_finished()
+            if run.pool_broke and not run.retried:
+                run.retried, run.pool_broke, run.launch_error = True, False, None
+                log.warning("trial %d: the launcher's worker pool broke under its run (%s); running it again, alone",
+                            run.trial_number, f"seed {run.seed}" if run.seed is not None else "its run")
+                again.append(run)
+                continue
             if run.job_return is not None:
                 returns.append(run.job_return)
             claim = self._open[run.trial_number]
@@ -354,6 +374,7 @@ class OptunaSweep:
         heartbeat.discard(claim.trial._trial_id)
         del self._open[claim.trial.number]
         _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives, self.settings.seeds)
+        self._progress.update()
         self._stop_if_failing(plan, outcomes)
 
     def _interrupted(self, plan: Plan, dispatcher: Dispatcher, why: str) -> NoReturn:
@@ -402,7 +423,8 @@ class OptunaSweep:
     def _finish(self, plan: Plan, outcomes: dict[int, TrialState | None]) -> None:
         """Write the tables, print the summary; exit 1 if every trial this command ran failed."""
         table = _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives, self.settings.seeds)
-        baseline = _tables.baseline_line(plan.storage, self.settings.baseline_study, plan.study, plan.objectives)
+        baseline = _tables.baseline_line(plan.storage, plan.baseline_study, plan.study, plan.objectives,
+                                          plan.measure_baseline)
         print(_tables.summary(table, plan.study, plan.space, plan.objectives, self.settings.top_k, plan.sweep_dir,
                               baseline), flush=True)
         trials = plan.study.get_trials(deepcopy=False)

@@ -133,10 +133,12 @@ def write_tables(sweep_dir: Path, study: optuna.Study, space: Sequence[SearchPar
     return table
 
 
-def baseline_line(storage: Any, baseline_study: str | None, study: optuna.Study, objectives: Sequence[str]) -> str:
-    """The baseline's mean +- sd and the best trial's gain over it, or why there is none."""
+def baseline_line(storage: Any, baseline_study: str | None, study: optuna.Study, objectives: Sequence[str],
+                  how: str | None = None) -> str:
+    """The baseline's mean +- sd and the best trial's gain over it, or why there is none (and `how` to measure it)."""
     objective = objectives[0]
-    how = f"run `python train.py -m sweep={baseline_study}` to measure it" if baseline_study else ""
+    if how is None:
+        how = f"run `python train.py -m sweep={baseline_study}` to measure it" if baseline_study else ""
     if not baseline_study or baseline_study not in optuna.study.get_all_study_names(storage):
         return f"Baseline: none measured (no study '{baseline_study}' in this storage; {how})."
     baseline = optuna.load_study(study_name=baseline_study, storage=storage)

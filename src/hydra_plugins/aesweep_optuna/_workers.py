@@ -31,11 +31,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from aesweep.storage import local_file, rdb_url
+from aesweep.storage import local_file, rdb_url, waiting_out_outages
 
 log = logging.getLogger(__name__)
 
@@ -236,12 +237,24 @@ def _pg_advisory_lock(storage: str, study_name: str) -> Iterator[None]:
 
     key = int.from_bytes(hashlib.sha1(f"aesweep:{study_name}".encode()).digest()[:8], "big", signed=True)
     engine = sqlalchemy.create_engine(rdb_url(storage)[0], poolclass=sqlalchemy.pool.NullPool)
-    try:
-        with engine.connect() as connection:
+
+    @waiting_out_outages
+    def locked() -> Any:  # a restarting server: wait for it, as every storage operation does
+        connection = engine.connect()
+        try:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            try:
-                yield
-            finally:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    connection = locked()
+    try:
+        yield
     finally:
+        try:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        except sqlalchemy.exc.DBAPIError:
+            pass  # the connection died with the server, and the session's lock with it
+        connection.close()
         engine.dispose()

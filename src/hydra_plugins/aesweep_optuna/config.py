@@ -85,6 +85,8 @@ class AesweepOptunaSweeperConf:
     stale_after: float = 600.0
     # Rows of the ranking printed at the end.
     top_k: int = 10
+    # The live progress line on stderr (trials by state, best so far, ETA): auto = only on a terminal | true | false.
+    progress: Any = "auto"
 
 
 ConfigStore.instance().store(

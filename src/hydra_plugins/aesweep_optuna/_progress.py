@@ -1,0 +1,199 @@
+"""The sweep's live progress line: trials done of ``n_trials`` (or time used of ``timeout``), the study's trials
+by state, the best value so far and its trial, and an ETA, as one tqdm line on stderr.
+
+Everything on the line is read from the study, so trials of other workers on the same study (another
+command, another machine) count too. The line is redrawn when a trial ends and every ``REFRESH_SECONDS``
+in between; what this process prints (the sweep's log lines, in-process jobs' logs) is written above it
+rather than into it. ``progress: auto`` shows it only where stderr is a terminal: in a log file the one
+line per trial that the sweep logs anyway says the same.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+from tqdm import tqdm
+
+PROGRESS_MODES = ("auto", True, False)
+# Often enough for the running count and the clock to look live; each redraw reads the study's trials once.
+REFRESH_SECONDS = 2.0
+SHOWN_STATES = ((TrialState.COMPLETE, "complete"), (TrialState.PRUNED, "pruned"), (TrialState.FAIL, "failed"),
+                (TrialState.RUNNING, "running"))
+
+
+def is_shown(mode: Any, stream: TextIO) -> bool:
+    """Whether the line is drawn: ``auto`` only on a terminal."""
+    if mode == "auto":
+        return bool(getattr(stream, "isatty", lambda: False)())
+    return bool(mode)
+
+
+def study_summary(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> str:
+    """``3 complete, 1 pruned, 0 failed, 2 running; best 0.9123 (trial 4)`` for the study's trials."""
+    counts = Counter(t.state for t in trials)
+    text = ", ".join(f"{counts[state]} {name}" for state, name in SHOWN_STATES)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
+    if not complete:
+        return text
+    signs = [1 if d == StudyDirection.MAXIMIZE else -1 for d in directions]
+    scores = [[s * v for s, v in zip(signs, t.values)] for t in complete]  # larger is better in every objective
+    if len(directions) > 1:  # no single best: the size of the Pareto front is what a glance can take in
+        front = [a for a in scores if not any(all(x >= y for x, y in zip(b, a)) and b != a for b in scores)]
+        return f"{text}; {len(front)} on the Pareto front"
+    best = max(zip(scores, complete), key=lambda pair: (pair[0][0], -pair[1].number))[1]
+    return f"{text}; best {best.values[0]:.4g} (trial {best.number})"
+
+
+def trials_done(trials: Sequence[FrozenTrial]) -> int:
+    return sum(t.state.is_finished() for t in trials)
+
+
+class SweepProgress:
+    """A context manager around the sweep's loop: draws the line, keeps it fresh, writes output above it."""
+
+    def __init__(self, study: optuna.Study, n_trials: int, timeout: float | None, mode: Any,
+                 stream: TextIO | None = None) -> None:
+        self.study, self.n_trials, self.timeout = study, n_trials, timeout
+        self.stream = stream if stream is not None else sys.stderr
+        self.shown = is_shown(mode, self.stream)
+        self.bar: tqdm | None = None
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._restore: list[tuple[Any, str, Any]] = []  # (object, attribute, original) put back on exit
+
+    def __enter__(self) -> SweepProgress:
+        if not self.shown:
+            return self
+        trials = self.study.get_trials(deepcopy=False)
+        if self.timeout:  # the sweep ends at the deadline: the bar is the time used of it
+            layout = "{desc}: {elapsed} of " + tqdm.format_interval(self.timeout) + " |{bar}| ETA {remaining}, {postfix}"
+            self.bar = tqdm(total=int(self.timeout), file=self.stream, desc=self.study.study_name, bar_format=layout,
+                            dynamic_ncols=True)
+        else:
+            layout = "{desc}: {n}/{total} trials |{bar}| {elapsed}, ETA {remaining}, {postfix}"
+            self.bar = tqdm(total=self.n_trials, initial=min(trials_done(trials), self.n_trials), file=self.stream,
+                            desc=self.study.study_name, bar_format=layout, dynamic_ncols=True)
+        self._draw(trials)
+        self._write_above_the_line()
+        threading.Thread(target=self._refresh_until_stopped, name="sweep-progress", daemon=True).start()
+        return self
+
+    @property
+    def text(self) -> str:
+        """The line as drawn now ('' when off)."""
+        return str(self.bar) if self.bar is not None else ""
+
+    def update(self) -> None:
+        """Redraw from the study's trials now (a trial just ended)."""
+        if self.bar is not None:
+            self._draw(self.study.get_trials(deepcopy=False))
+
+    def _draw(self, trials: Sequence[FrozenTrial]) -> None:
+        assert self.bar is not None
+        with self._lock:
+            done = trials_done(trials)
+            if self.timeout:
+                self.bar.n = min(int(time.monotonic() - self._started), int(self.timeout))
+                summary = f"{done}/{self.n_trials} trials: {study_summary(trials, self.study.directions)}"
+            else:
+                self.bar.n = min(done, self.n_trials)
+                summary = study_summary(trials, self.study.directions)
+            self.bar.set_postfix_str(summary, refresh=False)
+            self.bar.refresh()
+
+    def _refresh_until_stopped(self) -> None:
+        while not self._stop.wait(REFRESH_SECONDS):
+            try:
+                self.update()
+            except Exception:  # a storage hiccup costs one redraw, never the sweep
+                continue
+
+    def _write_above_the_line(self) -> None:
+        """Route this process's console output (print, logging handlers) through streams that clear the line,
+        write whole lines and draw it again. Jobs in other processes (joblib, SLURM) write as they will."""
+        for name in ("stdout", "stderr"):
+            real = getattr(sys, name)
+            above = _AboveTheLine(real, self)
+            self._restore.append((sys, name, real))
+            setattr(sys, name, above)
+            # Handlers made before now (Hydra's) hold the real stream; jobs run in this process resolve
+            # ext://sys.stdout anew and get the wrapper.
+            for handler in logging.getLogger().handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.stream is real:
+                    self._restore.append((handler, "stream", real))
+                    handler.stream = above
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is None:
+            return
+        self._stop.set()
+        try:
+            self.update()
+        except Exception:  # the storage may be what failed; the line is closed all the same
+            pass
+        with self._lock:
+            self.bar.close()
+        for owner, attribute, original in reversed(self._restore):
+            above = getattr(owner, attribute)
+            if isinstance(above, _AboveTheLine):
+                above.flush_pending()
+            setattr(owner, attribute, original)
+        for handler in logging.getLogger().handlers:  # handlers that jobs made around the wrapper
+            if isinstance(handler, logging.StreamHandler) and isinstance(handler.stream, _AboveTheLine):
+                handler.stream = handler.stream.stream
+
+
+class _AboveTheLine(io.TextIOBase):
+    """A console stream whose whole lines are written above the progress line (the line cleared, then drawn
+    again), so log output and the line do not run into each other."""
+
+    def __init__(self, stream: TextIO, progress: SweepProgress) -> None:
+        super().__init__()
+        self.stream, self.progress = stream, progress
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        if "\n" in self._pending:
+            lines, _, self._pending = self._pending.rpartition("\n")
+            self._emit(lines + "\n")
+        return len(text)
+
+    def flush_pending(self) -> None:
+        if self._pending:
+            self._emit(self._pending)
+            self._pending = ""
+
+    def _emit(self, text: str) -> None:
+        bar = self.progress.bar
+        with self.progress._lock:
+            if bar is not None and not bar.disable:
+                bar.clear()
+            self.stream.write(text)
+            self.stream.flush()
+            if bar is not None and not bar.disable:
+                bar.refresh()
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", "utf-8")
