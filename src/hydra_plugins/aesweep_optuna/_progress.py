@@ -76,14 +76,15 @@ class SweepProgress:
         if not self.shown:
             return self
         trials = self.study.get_trials(deepcopy=False)
+        common = {"file": self.stream, "desc": self.study.study_name, "dynamic_ncols": True,
+                  "postfix": self._summary(trials)}  # tqdm draws once on creation: with the counts already
         if self.timeout:  # the sweep ends at the deadline: the bar is the time used of it
-            layout = "{desc}: {elapsed} of " + tqdm.format_interval(self.timeout) + " |{bar}| ETA {remaining}, {postfix}"
-            self.bar = tqdm(total=int(self.timeout), file=self.stream, desc=self.study.study_name, bar_format=layout,
-                            dynamic_ncols=True)
+            layout = "{desc}: {elapsed} of " + tqdm.format_interval(self.timeout) + " |{bar}| ETA {remaining}{postfix}"
+            self.bar = tqdm(total=int(self.timeout), bar_format=layout, **common)
         else:
-            layout = "{desc}: {n}/{total} trials |{bar}| {elapsed}, ETA {remaining}, {postfix}"
-            self.bar = tqdm(total=self.n_trials, initial=min(trials_done(trials), self.n_trials), file=self.stream,
-                            desc=self.study.study_name, bar_format=layout, dynamic_ncols=True)
+            layout = "{desc}: {n}/{total} trials |{bar}| {elapsed}, ETA {remaining}{postfix}"
+            self.bar = tqdm(total=self.n_trials, initial=min(trials_done(trials), self.n_trials), bar_format=layout,
+                            **common)
         self._draw(trials)
         self._write_above_the_line()
         threading.Thread(target=self._refresh_until_stopped, name="sweep-progress", daemon=True).start()
@@ -102,15 +103,16 @@ class SweepProgress:
     def _draw(self, trials: Sequence[FrozenTrial]) -> None:
         assert self.bar is not None
         with self._lock:
-            done = trials_done(trials)
             if self.timeout:
                 self.bar.n = min(int(time.monotonic() - self._started), int(self.timeout))
-                summary = f"{done}/{self.n_trials} trials: {study_summary(trials, self.study.directions)}"
             else:
-                self.bar.n = min(done, self.n_trials)
-                summary = study_summary(trials, self.study.directions)
-            self.bar.set_postfix_str(summary, refresh=False)
+                self.bar.n = min(trials_done(trials), self.n_trials)
+            self.bar.set_postfix_str(self._summary(trials), refresh=False)
             self.bar.refresh()
+
+    def _summary(self, trials: Sequence[FrozenTrial]) -> str:
+        summary = study_summary(trials, self.study.directions)
+        return f"{trials_done(trials)}/{self.n_trials} trials: {summary}" if self.timeout else summary
 
     def _refresh_until_stopped(self) -> None:
         while not self._stop.wait(REFRESH_SECONDS):
