@@ -127,7 +127,8 @@ def _study_id(storage: BaseStorage, storage_url: str, study_name: str | None) ->
     try:
         return storage.get_study_id_from_name(study_name)
     except KeyError:
-        raise StorageUnavailable(f"study '{study_name}' is not in {storage_url} (deleted since the sweep ran?)") from None
+        raise StorageUnavailable(f"study '{study_name}' is not in {storage_url} (deleted since the sweep ran?)"
+                                 ) from None
 
 
 class _ThreadedServer(ThreadingMixIn, WSGIServer):

@@ -76,7 +76,8 @@ def describe_study(plan: Plan, config: DictConfig, settings: SweepSettings) -> N
     command = sweep_command(config)
     budget = budget_text(settings, {key: OmegaConf.select(config, key, default=None) for key in BUDGET_KEYS
                                     if OmegaConf.select(config, key, default=None) is not None})
-    baseline = _tables.baseline_line(plan.storage, settings.baseline_study, plan.study, plan.objectives)
+    baseline = _tables.baseline_line(plan.storage, plan.baseline_study, plan.study, plan.objectives,
+                                     plan.measure_baseline)
     directions = ", ".join(f"{o} ({d.name.lower()})" for o, d in zip(plan.objectives, plan.study.directions))
     try:
         for key, value in ((COMMAND_ATTR, command), (BUDGET_ATTR, budget), (BASELINE_ATTR, baseline)):
@@ -90,7 +91,8 @@ def describe_study(plan: Plan, config: DictConfig, settings: SweepSettings) -> N
 
 def sweep_command(config: DictConfig) -> str:
     """The command line that ran this sweep, as Hydra recorded its overrides."""
-    overrides = [o for o in config.hydra.overrides.hydra if o != "hydra.mode=MULTIRUN"] + list(config.hydra.overrides.task)
+    hydra_overrides = [o for o in config.hydra.overrides.hydra if o != "hydra.mode=MULTIRUN"]  # -m says that
+    overrides = hydra_overrides + list(config.hydra.overrides.task)
     return shlex.join(["python", Path(sys.argv[0]).name, "-m", *overrides])
 
 
