@@ -188,3 +188,30 @@ def test_each_sweep_files_keys_exist_in_the_projects_config(path):
         params = compose("config", overrides=[f"sweep={path.stem}"], return_hydra_config=True).hydra.sweeper.params
         space = parse_search_space(params, [f"sweep={path.stem}"], lambda name: list(loader.get_group_options(name)))
         check_against_config(space, lambda overrides: compose("config", overrides=overrides))
+
+
+# ---------------------------------------------------------------- Hydra 1.1's search_space format
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ({"type": "float", "low": 0.1, "high": 1.0}, "interval(0.1, 1.0)"),
+    ({"type": "float", "low": 1e-4, "high": 1e-1, "log": True}, "tag(log, interval(0.0001, 0.1))"),
+    ({"type": "float", "low": -5.5, "high": 5.5, "step": 0.5}, "range(-5.5, 6.0, 0.5)"),
+    ({"type": "int", "low": 1, "high": 8}, "tag(int, interval(1, 8))"),
+    ({"type": "int", "low": 2, "high": 10, "step": 2}, "range(2, 12, 2)"),
+    ({"type": "int", "low": 1, "high": 64, "log": True}, "tag(log, int, interval(1, 64))"),
+    ({"type": "categorical", "choices": [32, 64, "a"]}, "choice(32, 64, a)"),
+])
+def test_each_search_space_entry_becomes_the_params_text_of_the_same_distribution(spec, expected):
+    from hydra_plugins.aesweep_optuna._plan import params_of_search_space
+
+    assert params_of_search_space({"p": spec}) == {"p": expected}
+
+
+def test_a_search_space_entry_of_an_unknown_type_is_refused_naming_its_key():
+    from hydra_plugins.aesweep_optuna._plan import params_of_search_space
+
+    with pytest.raises(ConfigError) as refused:
+        params_of_search_space({"lr": {"type": "loguniform", "low": 0, "high": 1}})
+    assert str(refused.value) == ("hydra.sweeper.search_space.lr.type='loguniform' is not allowed: "
+                                  "one of: float, int, categorical")

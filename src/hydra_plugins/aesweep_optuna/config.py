@@ -92,3 +92,20 @@ class AesweepOptunaSweeperConf:
 ConfigStore.instance().store(
     group="hydra/sweeper", name="aesweep_optuna", node=AesweepOptunaSweeperConf, provider="aesweep"
 )
+
+
+# The official plugin's class, which some sweep files name outright (lightning-hydra-template's hparams_search
+# does): where such a file selected `hydra/sweeper: aesweep_optuna`, that line must not undo the choice.
+OFFICIAL_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+
+
+def keep_chosen_sweeper(config: Any) -> None:
+    """Point hydra.sweeper._target_ back at this sweeper when the sweep file chose it but names the official
+    class in `_target_` (call before Hydra instantiates the sweeper: a Hydra callback's on_multirun_start)."""
+    from omegaconf import read_write
+
+    sweeper = config.hydra.get("sweeper")
+    chosen = config.hydra.runtime.choices.get("hydra/sweeper")
+    if chosen == "aesweep_optuna" and sweeper is not None and sweeper.get("_target_") == OFFICIAL_SWEEPER:
+        with read_write(config.hydra.sweeper):
+            config.hydra.sweeper._target_ = AesweepOptunaSweeperConf._target_
