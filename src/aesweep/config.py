@@ -236,6 +236,25 @@ class DeviceSchema:
 
 
 @dataclass
+class LoggerSchema:
+    """Experiment tracking (aesweep.tracking): none, mlflow or tensorboard."""
+
+    name: str = key(choice("none", "mlflow", "tensorboard"))
+
+
+@dataclass
+class MLflowLoggerSchema(LoggerSchema):
+    tracking_uri: str = key(text())
+    artifact_location: str = key(text())
+    experiment: str = key(text())
+
+
+@dataclass
+class TensorBoardLoggerSchema(LoggerSchema):
+    dir: str = key(text())
+
+
+@dataclass
 class TrialSchema:
     """Filled in by the aesweep_optuna sweeper for each of its jobs (aesweep.trial); null in a single run."""
 
@@ -258,6 +277,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "eval": {"default": EvalSchema},
     "device": {name: DeviceSchema for name in ("auto", "cpu", "cuda", "mps")},
     "trial": {"default": TrialSchema},
+    "logger": {"none": LoggerSchema, "mlflow": MLflowLoggerSchema, "tensorboard": TensorBoardLoggerSchema},
 }
 ROOT_RULES = {"seed": integer(0)}  # the root stays open: a sweep file may add keys of its own there
 

@@ -21,7 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from aesweep import metrics as M
-from aesweep import record
+from aesweep import record, tracking
 from aesweep.augment import BatchAugment
 from aesweep.config import CONF_DIR, validate
 from aesweep.overrides import check_command_line
@@ -206,6 +206,7 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
     params = count_parameters(model)
     scorer = Scorer(cfg, splits)
     reporter = _reporter(cfg)
+    tracker = tracking.start(cfg, out_dir)
     generator = torch.Generator().manual_seed(cfg.seed)
     progress = _progress(cfg, multirun)
     log.info("%s on %s: %d parameters, %d train / %d val / %d test images",
@@ -226,6 +227,7 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
         row = {"epoch": epoch + 1, **losses, "lr": step.lr,
                **{f"val.{k}": v for k, v in val.items()}, "seconds": time.perf_counter() - started}
         history.append(row)
+        tracker.log_epoch(row)
         write_csv_atomic(out_dir / "history.csv", pd.DataFrame(history))
         log.info("epoch %d/%d loss %.4f val.mapped_acc %.4f val.nmi %.3f clusters %d (%.1fs)", epoch + 1,
                  cfg.trainer.epochs, losses["loss"], val["mapped_acc"], val["nmi"], val["clusters_used"], row["seconds"])
@@ -261,6 +263,7 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
                                                           "number": cfg.trial.trial_number},
     )
     record.write(out_dir, result)  # last: its presence means the run ended
+    tracker.finish(result, sorted(out_dir.glob("*.png")))
     if result["test"] is not None:
         log.info("done: val.mapped_acc %.4f test.mapped_acc %.4f test.nmi %.3f in %.1fs", result["val"]["mapped_acc"],
                  result["test"]["mapped_acc"], result["test"]["nmi"], result["seconds"])
