@@ -121,3 +121,12 @@ def test_lightning_hydra_templates_hparams_search_file_runs_with_only_the_sweepe
 ])
 def test_a_misspelled_option_or_key_of_the_groups_is_one_error_line(argument, expected):
     assert_one_error_line(train_py("-m", "sweep=default", argument), expected)
+
+
+def test_the_hparams_search_shape_runs_on_any_app_with_only_the_sweeper_line_changed(tmp_path):
+    done = subprocess.run([sys.executable, str(SPHERE), "--config-name", "lht", "hydra.sweeper.n_trials=2"],
+                          cwd=tmp_path, env={**SUBPROCESS_ENV, "PYTHONPATH": str(SRC)}, capture_output=True, text=True,
+                          timeout=200)  # no -m: the file sets hydra.mode MULTIRUN
+    assert done.returncode == 0, done.stderr[-2000:]
+    trials = study(tmp_path, "sphere").trials
+    assert len(trials) == 2 and all(t.value == pytest.approx(t.params["x"] ** 2 + t.params["y"] ** 2) for t in trials)

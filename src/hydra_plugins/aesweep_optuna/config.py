@@ -24,7 +24,11 @@ class AesweepOptunaSweeperConf:
     _target_: str = "hydra_plugins.aesweep_optuna.optuna_sweeper.AesweepOptunaSweeper"
     # The sampler and pruner groups (presets.py) are empty until chosen (hydra/sweeper/sampler=random), and are
     # merged after the fields below: a chosen preset replaces the default sampler, a sweep file's keys refine it.
-    defaults: List[Any] = field(default_factory=lambda: ["_self_", {"sampler": None}, {"pruner": None}])
+    defaults: List[Any] = field(default_factory=lambda: [
+        "_self_", {"sampler": None}, {"pruner": None},
+        # keep this sweeper when a file chose it but names the official class (see KeepChosenSweeper)
+        {"/hydra/callbacks@_global_.hydra.callbacks.aesweep_keep_sweeper": "aesweep_keep_sweeper"},
+    ])
     # The sweeper builds sampler and pruner itself (GridSampler's search space, TPE's constant_liar).
     _recursive_: bool = False
 
@@ -97,6 +101,15 @@ ConfigStore.instance().store(
 # The official plugin's class, which some sweep files name outright (lightning-hydra-template's hparams_search
 # does): where such a file selected `hydra/sweeper: aesweep_optuna`, that line must not undo the choice.
 OFFICIAL_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+
+
+@dataclass
+class KeepChosenSweeperConf:
+    _target_: str = "hydra_plugins.aesweep_optuna.callbacks.KeepChosenSweeper"
+
+
+ConfigStore.instance().store(group="hydra/callbacks", name="aesweep_keep_sweeper", node=KeepChosenSweeperConf,
+                             provider="aesweep")
 
 
 def keep_chosen_sweeper(config: Any) -> None:
