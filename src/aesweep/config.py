@@ -361,19 +361,17 @@ class ValidateBeforeRun(Callback):
 
     Registered in conf/config.yaml, so a refused `python train.py ...` prints one line, exits 2 and
     leaves nothing on disk. The aesweep_optuna sweeper finds `check_config` through this registration and
-    runs it on the trials' configs before its study opens, and `study_scope` to name its studies.
+    runs it on the trials' configs before its study opens, and `study_name` to name its studies.
     """
 
     check_config = staticmethod(validate)
     default_objective = record.DEFAULT_OBJECTIVE  # what a sweep optimises unless hydra.sweeper.objective says so
 
     @staticmethod
-    def study_scope(config: DictConfig) -> str | None:
-        """What keeps a sweep's default study names to one dataset: the dataset's name, or None for MNIST,
-        whose studies keep the plain sweep name they had before there was a second dataset. So
-        `sweep=default data=fashion_mnist` runs study `default-fashion_mnist`, compared with `baseline-fashion_mnist`."""
-        dataset = OmegaConf.select(config, "data.name")
-        return None if dataset in (None, DEFAULT_DATASET) else str(dataset)
+    def study_name(name: str, config: DictConfig) -> str:
+        """A default study name (the sweep's, the baseline's) for this config's dataset: `default`, or
+        `default-fashion_mnist` with data=fashion_mnist, so that one study never holds two datasets."""
+        return record.study_name(name, OmegaConf.select(config, "data.name", default=None) or DEFAULT_DATASET)
 
     def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
         try:

@@ -43,13 +43,20 @@ VALIDATION_METRICS = tuple(f"val.{name}" for name in METRICS)
 FINAL_METRICS = tuple(f"{split}.{name}" for split in SPLITS for name in METRICS) + RUN_NUMBERS
 
 
-# Runs were recorded before a second dataset existed, without naming theirs: they all trained on MNIST.
+# Before a second dataset existed, nothing named its dataset: every run, record and study was MNIST's.
 DATASET_OF_UNNAMED = "mnist"
 
 
 def dataset(record: Mapping[str, Any]) -> str:
-    """The data= option a run trained on."""
+    """The data= option a run trained on (records without one are MNIST's)."""
     return record.get("dataset") or DATASET_OF_UNNAMED
+
+
+def study_name(name: str, dataset: str) -> str:
+    """A sweep's default study name (its sweep's, or the baseline's) for runs on `dataset`, so that one study
+    never holds two datasets: MNIST's studies keep the plain names they had before there was a second dataset,
+    every other dataset's add it (`default-fashion_mnist`)."""
+    return name if dataset == DATASET_OF_UNNAMED else f"{name}-{dataset}"
 
 
 class RecordUnreadable(AesweepError):

@@ -83,13 +83,26 @@ def test_plot_confusion_is_the_best_completed_trials_test_matrix(sweep, monkeypa
     plotted = []
     original = plots.save_confusion_png
     monkeypatch.setattr(plots, "save_confusion_png",
-                        lambda confusion, path, title=None: (plotted.append((confusion, title)),
-                                                             original(confusion, path, title)))
+                        lambda confusion, path, title=None, classes=None: (plotted.append((confusion, title, classes)),
+                                                                           original(confusion, path, title, classes)))
     plot_sweep(sweep, note=lambda _: None)
 
-    (confusion, title), = plotted
+    (confusion, title, classes), = plotted
     assert confusion.tolist() == confusion_of(BEST)
     assert title == f"best trial {BEST}, test split: mapped_acc {ACC[BEST] - 0.01:.4f}"
+    assert classes is None  # a record from before records named their classes: MNIST's, numbered
+
+
+def test_plot_confusion_names_the_classes_of_the_best_runs_record(sweep, monkeypatch):
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    path = sweep / str(BEST) / "metrics.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "dataset": "fashion_mnist", "classes": names}))
+    plotted = []
+    monkeypatch.setattr(plots, "save_confusion_png", lambda *args, classes=None, **kwargs: plotted.append(classes))
+
+    plot_sweep(sweep, note=lambda _: None)
+
+    assert plotted == [names]
 
 
 def test_plot_without_a_readable_storage_skips_importances_in_one_line(sweep, capsys):

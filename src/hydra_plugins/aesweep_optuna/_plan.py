@@ -115,13 +115,14 @@ def make_plan(settings: SweepSettings, config: DictConfig, compose: ComposeFn,
         storage = open_storage(storage_url)
     except ConfigError as error:
         raise ConfigError("hydra.sweeper.storage", storage_url, error.allowed) from None
-    scope = _study_scope(app, config)
-    name = str(settings.study_name or scoped(config.hydra.runtime.choices.get("sweep") or config.hydra.job.name, scope))
+    name = str(settings.study_name or default_study_name(app, config, config.hydra.runtime.choices.get("sweep")
+                                                         or config.hydra.job.name))
     baseline_study = settings.baseline_study
     measure = f"run `python train.py -m sweep={baseline_study}` to measure it" if baseline_study else ""
-    if baseline_study == AesweepOptunaSweeperConf.baseline_study and scope:
-        baseline_study = scoped(baseline_study, scope)
-        measure = f"run `python train.py -m sweep={settings.baseline_study}` on {scope}, as this sweep runs, to measure it"
+    if baseline_study == AesweepOptunaSweeperConf.baseline_study:  # the default name: the app's own for this data
+        baseline_study = default_study_name(app, config, baseline_study)
+        if baseline_study != settings.baseline_study:
+            measure = f"run `python train.py -m sweep={settings.baseline_study}` on this sweep's data to measure it"
     with claim_lock(storage_url, name):
         try:
             storage.get_study_id_from_name(name)
@@ -150,7 +151,8 @@ def make_plan(settings: SweepSettings, config: DictConfig, compose: ComposeFn,
 def app_callback(config: DictConfig) -> Any:
     """What the app tells the sweeper about its jobs, when it does: a Hydra callback class (in
     ``hydra.callbacks``) with ``check_config(config)``, which raises ConfigError for a config its runs would
-    refuse, and ``default_objective``, the run-record metric to optimise unless told otherwise. train.py's config
+    refuse, ``default_objective``, the run-record metric to optimise unless told otherwise, and
+    ``study_name(name, config)``, the study a default name stands for (``default_study_name``). train.py's config
     registers one (aesweep.config.ValidateBeforeRun); other apps are not checked, and their objective is what
     their task function returns."""
     for callback in (config.hydra.get("callbacks") or {}).values():
@@ -160,16 +162,12 @@ def app_callback(config: DictConfig) -> Any:
     return None
 
 
-def _study_scope(app: Any, config: DictConfig) -> str | None:
-    """What the app adds to the default study names (``study_scope(config)`` of its callback), so that runs
-    the sweep's own name would put into one study stay apart: train.py's studies on Fashion-MNIST are
-    `<sweep>-fashion_mnist` and compared with `baseline-fashion_mnist`. None: the plain names."""
-    scope = getattr(app, "study_scope", None)
-    return scope(config) if callable(scope) else None
-
-
-def scoped(name: str, scope: str | None) -> str:
-    return f"{name}-{scope}" if scope else name
+def default_study_name(app: Any, config: DictConfig, name: str) -> str:
+    """A study name the user did not choose, as the app names it (``study_name(name, config)`` of its callback),
+    so that runs the plain name would put into one study stay apart: train.py's sweeps on Fashion-MNIST run
+    study `<sweep>-fashion_mnist` against `baseline-fashion_mnist`. Apps without one: the plain name."""
+    named = getattr(app, "study_name", None)
+    return str(named(name, config)) if callable(named) else name
 
 
 def _custom_search_space(path: str | None) -> Callable[[DictConfig, Any], None] | None:
