@@ -1,7 +1,8 @@
 """`aesweep compare`: leaderboards of configurations across runs.csv / trials.csv files and run folders.
 
 Runs whose configs differ only by `seed` form one configuration: mean and sample std (ddof=1) over its
-runs, its best run and that run's test metrics, and the gain of the mean over the baseline's mean.
+runs, its best run and that run's test metrics, and the gain of the mean over the baseline's mean. The
+dataset is part of a configuration, and each row's gain is over the baseline on its own dataset.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 
 from aesweep import record
 from aesweep.errors import AesweepError, ConfigError, folded
-from aesweep.results.collect import (BASELINE_SWEEP, COMPLETE, CONFIRM, SEARCH, Warn, collect_runs,
+from aesweep.results.collect import (BASELINE_SWEEP, COMPLETE, CONFIRM, DATASET, SEARCH, Warn, collect_runs,
                                      config_columns, read_csv, warn_stderr)
 
 CONFIRM_FILE = "confirm.csv"  # beside a sweep's trials.csv: its best trials re-run on fresh seeds
@@ -46,15 +47,37 @@ def load_runs(sources: Sequence[Path], warn: Warn = warn_stderr) -> pd.DataFrame
                                "(give runs.csv/trials.csv files or run/sweep directories)")
         if "state" not in table.columns:
             table["state"] = COMPLETE
+        if DATASET not in table.columns:
+            table[DATASET] = [_dataset_of_run(run_dir) for run_dir in table.get("run_dir", [None] * len(table))]
         table["_source"] = str(source)
         tables.append(table)
     runs = pd.concat(tables, ignore_index=True, sort=False)
+    if runs[DATASET].isna().all():  # no row says its dataset: compared as runs of one
+        runs = runs.drop(columns=DATASET)
     if "run_dir" in runs.columns:
         duplicated = runs["run_dir"].notna() & runs.duplicated("run_dir")
         if duplicated.any():
             warn(f"{int(duplicated.sum())} runs appear in more than one input (same run_dir): counted once")
             runs = runs[~duplicated].reset_index(drop=True)
     return runs
+
+
+def _dataset_of_run(run_dir: object) -> str | None:
+    """The dataset of a row its table does not name one for (a trials.csv; a runs.csv older than the column), from
+    its run record: the run folder's, or for a trial over seeds its first seed's; None where none is readable."""
+    if not isinstance(run_dir, str):
+        return None
+    folder = Path(run_dir)
+    for candidate in (folder, *sorted(folder.glob("seed*"))):
+        try:
+            return record.dataset(record.read(candidate))
+        except record.RecordUnreadable:
+            continue
+    return None
+
+
+def _dataset_key(value: object) -> str | None:
+    return None if pd.isna(value) else str(value)
 
 
 def _with_confirmation_runs(trials: pd.DataFrame, confirm_csv: Path) -> pd.DataFrame:
@@ -198,19 +221,24 @@ def group_by(runs: pd.DataFrame, by: Sequence[str], metric: str = record.DEFAULT
 
 
 def _shown_config(table: pd.DataFrame, keys: Sequence[str]) -> list[str]:
-    """The config columns worth showing: those whose value differs between rows."""
-    return [k for k in keys if k != "_scope" and table[k].astype(str).nunique(dropna=False) > 1]
+    """The config columns worth showing: those whose value differs between rows, and the dataset, which each
+    row's gain is measured on (`compare` drops it again when all rows share one)."""
+    return [k for k in keys if k == DATASET or (k != "_scope" and table[k].astype(str).nunique(dropna=False) > 1)]
 
 
-def baseline_mean(runs: pd.DataFrame, baseline: str | None, metric: str,
-                  warn: Warn = warn_stderr) -> tuple[float, int, str] | None:
-    """(mean, number of runs, label) of the baseline, or None when there is no default baseline sweep.
+Baseline = tuple[float, int, str]  # mean, number of runs, label
+
+
+def baseline_means(runs: pd.DataFrame, baseline: str | None, metric: str,
+                   warn: Warn = warn_stderr) -> dict[str | None, Baseline] | None:
+    """The baseline per dataset (None: runs that name none): its mean, number of runs and label; None when there
+    is no default baseline sweep.
 
     ``baseline`` is a sweep name among ``runs`` or a path to load; None means the sweep named 'baseline'.
     """
     name = BASELINE_SWEEP if baseline is None else baseline
     if baseline is not None and Path(baseline).exists():
-        rows, label = load_runs([Path(baseline)], warn), f"'{baseline}'"
+        rows, label, sweep = load_runs([Path(baseline)], warn), f"'{baseline}'", None
         if metric not in rows.columns:
             raise ConfigError("--baseline", baseline, f"a table or directory with a {metric} column")
     else:
@@ -221,28 +249,65 @@ def baseline_mean(runs: pd.DataFrame, baseline: str | None, metric: str,
             raise ConfigError("--baseline", baseline,
                               f"a sweep among the inputs ({', '.join(sweeps) or 'none'}) "
                               "or an existing runs.csv/trials.csv/directory")
-        rows, label = runs[runs["sweep"] == name], f"sweep '{name}'"
-        studies = sorted(rows["study_name"].dropna().astype(str).unique()) if "study_name" in rows else []
-        if len(studies) > 1:
-            # several studies ran the baseline file (other budgets, other names): keep the one named like the
-            # sweep, as the sweeper's own summary does, rather than pool their budgets
-            if name in studies:
-                rows, label = rows[rows["study_name"] == name], f"sweep '{name}', study '{name}'"
-            warn(f"{len(studies)} studies ran sweep '{name}' ({', '.join(studies)}): the baseline is "
-                 f"{'study ' + repr(name) if name in studies else 'all of them pooled'}; --baseline PATH picks one")
+        rows, label, sweep = runs[runs["sweep"] == name], f"sweep '{name}'", name
+    bases = {}
+    datasets = rows[DATASET] if DATASET in rows.columns else pd.Series(None, index=rows.index, dtype=object)
+    for dataset, mine in rows.groupby(datasets.map(_dataset_key), dropna=False, sort=True):
+        bases[_dataset_key(dataset)] = _baseline_of(mine, sweep, _dataset_key(dataset), label, metric, warn)
+    finished = {dataset: base for dataset, base in bases.items() if base is not None}
+    if not finished:
+        raise AesweepError(f"baseline {label} has no completed run with {metric}")
+    return finished
+
+
+def _baseline_of(rows: pd.DataFrame, sweep: str | None, dataset: str | None, label: str, metric: str,
+                 warn: Warn) -> Baseline | None:
+    """The baseline runs of one dataset (of the sweep named `sweep`, or None: a table or folder): their mean,
+    count and label; None when none completed."""
+    studies = sorted(rows["study_name"].dropna().astype(str).unique()) if "study_name" in rows else []
+    if sweep is not None and len(studies) > 1:
+        # several studies ran the baseline file (other budgets, other names): keep the one the sweeper's own
+        # summary compares with (named like the sweep, for this dataset) rather than pool their budgets
+        own = record.study_name(sweep, dataset or record.DATASET_OF_UNNAMED)
+        if own in studies:
+            rows, label = rows[rows["study_name"] == own], f"{label}, study '{own}'"
+        warn(f"{len(studies)} studies ran sweep '{sweep}' ({', '.join(studies)}): the baseline is "
+             f"{'study ' + repr(own) if own in studies else 'all of them pooled'}; --baseline PATH picks one")
     finished = _finished(rows, metric)
     if finished.empty:
-        raise AesweepError(f"baseline {label} has no completed run with {metric}")
+        return None
     return float(finished[metric].astype(float).mean()), len(finished), label
 
 
-def add_gain(table: pd.DataFrame, metric: str, base: float) -> pd.DataFrame:
-    """Gain of each row's mean over the baseline mean: in points (x100, for fractions) and as a ratio."""
+def add_gain(table: pd.DataFrame, metric: str, bases: dict[str | None, Baseline]) -> pd.DataFrame:
+    """Gain of each row's mean over the baseline mean on its dataset: in points (x100, for fractions) and as a
+    ratio; none for a row whose dataset has no baseline."""
     table = table.copy()
+    if list(bases) == [None]:  # a baseline that names no dataset (its run folders are gone): the one for every row
+        base = pd.Series(bases[None][0], index=table.index, dtype=float)
+    else:
+        datasets = table[DATASET] if DATASET in table.columns else pd.Series(None, index=table.index, dtype=object)
+        base = datasets.map(lambda dataset: bases.get(_dataset_key(dataset), (np.nan,))[0]).astype(float)
     mean = table[f"mean {metric}"].astype(float)
     table["gain pts"] = (mean - base) * 100.0
-    table["gain ratio"] = mean / base if base else np.nan
+    table["gain ratio"] = (mean / base).where(base != 0)
     return table
+
+
+def _gain_notes(bases: dict[str | None, Baseline], shown: Iterable[object], metric: str) -> list[str]:
+    """How the gain columns were computed: one baseline, or one per dataset and those without one."""
+    if list(bases) == [None] or (len(bases) == 1 and set(map(_dataset_key, shown)) <= set(bases)):
+        (mean, count, label), = bases.values()
+        return [f"gain: mean {metric} minus the baseline's mean {mean:.4f} ({label}, {count} runs), "
+                "in points and as a ratio"]
+    per_dataset = "; ".join(f"{dataset} {mean:.4f} ({label}, {count} runs)"
+                            for dataset, (mean, count, label) in bases.items())
+    notes = [f"gain: mean {metric} minus the baseline's mean on the same dataset ({per_dataset}), "
+             "in points and as a ratio"]
+    without = sorted({str(d) for d in map(_dataset_key, shown) if d not in bases})
+    if without:
+        notes.append(f"no baseline on {', '.join(without)}: no gain for its rows (use --baseline NAME_OR_PATH)")
+    return notes
 
 
 def compare(sources: Sequence[Path], by: str | None = None, where: str | None = None, sort: str | None = None,
@@ -262,7 +327,7 @@ def compare(sources: Sequence[Path], by: str | None = None, where: str | None = 
         for key in keys:
             if key not in runs.columns:
                 raise ConfigError("--by", key, f"a column of the runs: {', '.join(allowed)}")
-    base = baseline_mean(runs, baseline, metric, warn)
+    bases = baseline_means(runs, baseline, metric, warn)
     notes = []
     if where:
         runs = filter_runs(runs, where)
@@ -272,18 +337,28 @@ def compare(sources: Sequence[Path], by: str | None = None, where: str | None = 
     left_out = len(runs) - len(finished)
     if finished.empty:
         raise AesweepError(f"none of the {len(runs)} runs completed with a {metric} value")
-    table = group_by(finished, keys, metric) if keys else configurations(finished, metric, confirmations)
+    asked = keys or []
+    if keys:
+        # a row never pools datasets: grouped by its dataset too (dropped again below when there is one)
+        keys = ([DATASET] if DATASET in finished.columns and DATASET not in keys else []) + keys
+        table = group_by(finished, keys, metric)
+    else:
+        table = configurations(finished, metric, confirmations)
     if not keys and not confirmations.empty:
         notes.append(f"confirmed: {_test_metric(metric) or metric} of the runs a sweep re-ran on fresh seeds after its "
                      "search (confirm.csv), mean, std and worst; the search's own runs are the other columns")
-    if base is not None:
-        table = add_gain(table, metric, base[0])
+    if bases is not None:
+        table = add_gain(table, metric, bases)
+    shown = table[DATASET] if DATASET in table.columns else [None]
+    if DATASET in table.columns and table[DATASET].nunique(dropna=False) == 1 and DATASET not in asked:
+        table = table.drop(columns=DATASET)  # one dataset: the notes name its baseline
     table = table[[c for c in table.columns if c != "best run_dir"] + ["best run_dir"]]
     table = _sort(table, sort, metric)
     if top:
         table = table.head(top)
 
-    unit = f"value of {', '.join(keys)}" if keys else "configuration (runs differing only by seed)"
+    unit = f"value of {', '.join(k for k in keys if k in table.columns)}" if keys else \
+        "configuration (runs differing only by seed)"
     notes.append(f"one row per {unit}; mean and std over its completed runs, std with ddof=1 (empty for a "
                  "single run); test metrics of its best run")
     if left_out:
@@ -294,9 +369,8 @@ def compare(sources: Sequence[Path], by: str | None = None, where: str | None = 
         if reruns:
             notes.append(f"{reruns} configuration{'s' * (reruns != 1)} ran a seed more than once (runs > seeds): "
                          "their std is partly rerun noise, not only the spread over seeds")
-    if base is not None:
-        notes.append(f"gain: mean {metric} minus the baseline's mean {base[0]:.4f} ({base[2]}, {base[1]} runs), "
-                     "in points and as a ratio")
+    if bases is not None:
+        notes.extend(_gain_notes(bases, shown, metric))
     elif baseline is None:
         notes.append(f"no sweep named '{BASELINE_SWEEP}' among the inputs: no gain columns "
                      "(use --baseline NAME_OR_PATH)")
