@@ -20,7 +20,7 @@ DEFAULT_OUTPUTS = "outputs"
 FORMATS = ("table", "md", "csv")
 # Subcommands implemented by other modules: everything after the name is handed to ``aesweep.<name>.main``.
 DELEGATED = {
-    "data": "MNIST data commands (aesweep.data; see `aesweep data --help`)",
+    "data": "prepare and verify MNIST and Fashion-MNIST (aesweep.data; see `aesweep data --help`)",
     "bench": "benchmarks (aesweep.bench; see `aesweep bench --help`)",
 }
 

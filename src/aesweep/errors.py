@@ -36,7 +36,7 @@ class ConfigError(AesweepError):
 
 
 class DataError(AesweepError):
-    """MNIST files missing, truncated or failing their checksum."""
+    """Dataset files missing, truncated or failing their checksum, or an offline source that is not the dataset."""
 
 
 class OutputError(AesweepError):
