@@ -10,6 +10,7 @@ by side with its reference.
     aesweep bench pruning WITHOUT_DIR --replay '{_target_: optuna.pruners.MedianPruner}' --target 0.9   # estimate
     aesweep bench curves WITHOUT_DIR [WITHOUT_DIR ...]   # from which epoch trials rank as they will end
     aesweep bench dispatch --trials 12 --pairs 3   # one sweep, runs started as slots free vs in batches
+    aesweep bench overhead --trials 1000           # the sweeper's own cost per trial, from trials that do nothing
 
 The command line: one parser per subcommand, and the defaults that depend on the device.
 """
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 
 from aesweep.bench.common import DEVICES
 from aesweep.bench.dispatch import dispatch
+from aesweep.bench.overhead import overhead
 from aesweep.bench.loops import serve_modes
 from aesweep.bench.speed import speed
 from aesweep.bench.sweeps import UNPRUNED_BEST, curves, pruning
@@ -183,8 +185,16 @@ def build_parser() -> dict[str, argparse.ArgumentParser]:
     dispatch_parser.add_argument("--out", metavar="CSV", help="where to write the table; default: "
                                                               "outputs/bench/<timestamp>/dispatch.csv")
     dispatch_parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per sweep")
+    overhead_parser = OneLineParser(prog="aesweep bench overhead",
+                                    description="The sweeper's own cost per trial (claim, sample, launch, record, "
+                                                "tables), from a sweep of trials whose task returns at once.")
+    overhead_parser.add_argument("--trials", type=positive_int, default=1000, help="trials (default 1000)")
+    overhead_parser.add_argument("--trial-seconds", type=float, default=60.0,
+                                 help="a real trial's seconds, to state the overhead as a fraction of (default 60)")
+    overhead_parser.add_argument("--out", metavar="CSV", help="default: outputs/bench/<timestamp>/overhead.csv")
+    overhead_parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed for the sweep")
     return {"speed": speed_parser, "trials": trials_parser, "memory": memory_parser, "pruning": pruning_parser,
-            "curves": curves_parser, "dispatch": dispatch_parser}
+            "curves": curves_parser, "dispatch": dispatch_parser, "overhead": overhead_parser}
 
 
 def _fill_defaults(args: argparse.Namespace, command: str) -> None:
@@ -209,7 +219,7 @@ def _has_cuda() -> bool:
 
 
 COMMANDS = {"speed": speed, "trials": trials, "memory": memory, "pruning": pruning, "curves": curves,
-            "dispatch": dispatch}
+            "dispatch": dispatch, "overhead": overhead}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -54,6 +54,10 @@ from ._workers import HEARTBEAT_ATTR, WORKER_ATTR, Heartbeat, Worker, claim_lock
 
 log = logging.getLogger(__name__)
 
+# At most this often is trials.csv rebuilt while a sweep runs (and always at its end): rebuilding reads every
+# trial of the study, so after each of a thousand one-second trials it would cost more than the trials.
+TABLES_EVERY_S = 5.0
+
 
 @dataclass
 class Claim:
@@ -122,6 +126,7 @@ class OptunaSweep:
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self._exhausted = False  # a grid/brute-force sampler ran out of points
+        self._tables_written = -math.inf
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context = hydra_context
@@ -182,11 +187,8 @@ class OptunaSweep:
         link = self._trial_link(plan, trial)
         runs = [RunJob(trial.number, seed, overrides + link + self._seed_overrides(trial.number, seed),
                        trial_dir if seed is None else trial_dir / f"seed{seed}") for seed in self.settings.seeds or [None]]
-        try:
-            self.compose(runs[0].overrides)
-        except Exception as error:  # this combination of values does not compose: fail just it
-            self._tell(plan, trial, TrialState.FAIL, None, {"reason": f"config: {one_line(error)}"})
-            return None
+        # No composition here: the launcher composes each run's config, and a combination that cannot compose
+        # fails its run there with Hydra's reason (the plan has checked the sweep's combinations already).
         trial.set_user_attr("overrides", overrides)
         return Claim(trial, overrides, runs, trial_dir)
 
@@ -373,7 +375,10 @@ class OptunaSweep:
         outcomes[claim.trial.number] = self.record(plan, claim)
         heartbeat.discard(claim.trial._trial_id)
         del self._open[claim.trial.number]
-        _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives, self.settings.seeds)
+        # trials.csv is rebuilt from the whole study: every few seconds while trials are short, after each long one
+        if time.monotonic() - self._tables_written >= TABLES_EVERY_S:
+            _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives, self.settings.seeds)
+            self._tables_written = time.monotonic()
         self._progress.update()
         self._stop_if_failing(plan, outcomes)
 
