@@ -67,7 +67,8 @@ def measure_baseline(sweep: OptunaSweep, plan: Plan, dispatcher: Dispatcher) -> 
         study.set_user_attr(SEEDS_ATTR, {"seeds": settings.seeds, "statistic": settings.seed_statistic})
         trial = study.ask()
     overrides = plan.fixed + list(settings.baseline_overrides)
-    # named as `sweep=<baseline_study>` names its folder, whatever the study's scope: collect's sweep column
+    # named as `sweep=<baseline_study>` names its folder, whichever dataset the study is named for, so that
+    # collect's sweep column reads `baseline` for every dataset's baseline runs
     folder = baseline_folder(plan.sweep_dir, settings.baseline_study)
     folder.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(sweep.config, folder / "multirun.yaml")  # a sweep folder of its own for `aesweep collect`
