@@ -56,10 +56,16 @@ def check_command_line(arguments: list[str], conf_dir: Path) -> None:
             values = [override.get_value_element_as_str()]
         for value in values:
             if value not in options and value != "null":
-                raise ConfigError(group, value, "one of: " + ", ".join(options))
+                raise ConfigError(group, value, one_of(value, options))
     # Another primary config (--config-name, --config-path, --config-dir) has other keys.
     if check_options and not any(a.split("=", 1)[0] in OTHER_CONFIG_FLAGS for a in arguments):
         check_keys_exist(parsed, conf_dir)
+
+
+def one_of(value: str, options: list[str]) -> str:
+    """`one of: a, b, c`, after `did you mean b?` when the value is a near miss of one of them."""
+    close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
+    return (f"did you mean {close[0]}? " if close else "") + "one of: " + ", ".join(options)
 
 
 OTHER_CONFIG_FLAGS = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--experimental-rerun"}
@@ -89,7 +95,7 @@ def check_keys_exist(overrides: list, conf_dir: Path) -> None:
                 options = GlobalHydra.instance().config_loader().get_group_options(group.key_or_group)
                 value = group.get_value_element_as_str()
                 if options and value not in options and value != "null":
-                    raise ConfigError(group.key_or_group, value, "one of: " + ", ".join(sorted(options)))
+                    raise ConfigError(group.key_or_group, value, one_of(value, sorted(options)))
             cfg = compose("config", overrides=[o.input_line for o in groups], return_hydra_config=True)
             for override in values:
                 key = override.key_or_group

@@ -116,7 +116,7 @@ def test_lightning_hydra_templates_hparams_search_file_runs_with_only_the_sweepe
 
 
 @pytest.mark.parametrize("argument, expected", [
-    ("hydra/sweeper/sampler=randm", "hydra/sweeper/sampler='randm' is not allowed: one of: "),
+    ("hydra/sweeper/sampler=randm", "hydra/sweeper/sampler='randm' is not allowed: did you mean random? one of: "),
     ("hydra.sweeper.sampler.n_startup_trails=3", "did you mean hydra.sweeper.sampler.n_startup_trials"),
 ])
 def test_a_misspelled_option_or_key_of_the_groups_is_one_error_line(argument, expected):

@@ -60,6 +60,7 @@ def test_a_launcher_hydra_does_not_know_is_refused_with_the_installed_ones():
     with pytest.raises(ConfigError) as caught:
         check_command_line(["-m", "hydra/launcher=slrum"], CONF_DIR)
     assert (caught.value.key, caught.value.value) == ("hydra/launcher", "slrum")
+    assert caught.value.allowed.startswith("did you mean slurm? one of: ")
     assert "basic" in caught.value.allowed and "slurm" in caught.value.allowed
 
 
