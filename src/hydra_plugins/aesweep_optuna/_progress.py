@@ -197,5 +197,9 @@ class _AboveTheLine(io.TextIOBase):
         return self.stream.fileno()
 
     @property
+    def buffer(self) -> Any:  # bytes written there bypass the line, as a job in another process's would
+        return self.stream.buffer
+
+    @property
     def encoding(self) -> str:  # type: ignore[override]
         return getattr(self.stream, "encoding", "utf-8")
