@@ -24,13 +24,11 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 import optuna
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.types import Quote, QuotedString
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn
 from hydra.types import HydraContext, TaskFunction
@@ -39,13 +37,13 @@ from optuna.trial import TrialState
 
 from aesweep.errors import AesweepError, ConfigError, one_line
 from aesweep.storage import write_study_file
-from aesweep.trial import PRUNED_ATTR
 
 from . import _tables
 from ._artifacts import describe_study, upload_run_files
 from ._confirm import confirm_best, measure_baseline
+from ._claim import Claim, seed_overrides, trial_link
 from ._dispatch import Dispatcher, RunJob
-from ._outcome import RunOutcome, combine, judge_run
+from ._outcome import combine, judge_run
 from ._plan import Plan, make_plan
 from ._progress import SweepProgress
 from ._search_space import suggest, trial_overrides, value_as_override_text
@@ -59,44 +57,10 @@ log = logging.getLogger(__name__)
 TABLES_EVERY_S = 5.0
 
 
-@dataclass
-class Claim:
-    """A trial this worker asked for: its configuration, its runs (one per seed) and their verdicts so far."""
-
-    trial: optuna.Trial
-    overrides: list[str]  # the task overrides that reproduce the configuration (recorded, and best.yaml)
-    runs: list[RunJob]
-    trial_dir: Path
-    outcomes: list[RunOutcome] = field(default_factory=list)
-    skipped: int = 0
-    busy: list[tuple[float, float]] = field(default_factory=list)  # (start, end) of each of its launched runs
-
-    @property
-    def done(self) -> bool:
-        return len(self.outcomes) + self.skipped == len(self.runs)
-
-    def finished(self, outcome: RunOutcome, run: RunJob) -> None:
-        self.outcomes.append(outcome)
-        self.busy.append((run.started, run.ended))
-
-    def skip(self, run: RunJob) -> None:
-        self.skipped += 1
-
-    def stopped(self, storage: Any) -> bool:
-        """Whether a run of this trial already failed, or was pruned (it marks the trial for its siblings)."""
-        if any(outcome.state == TrialState.FAIL for outcome in self.outcomes):
-            return True
-        return bool(storage.get_trial_system_attrs(self.trial._trial_id).get(PRUNED_ATTR))
-
-
 def _exit(code: int, message: str) -> NoReturn:
     sys.stdout.flush()
     print(message, file=sys.stderr, flush=True)
     raise SystemExit(code)
-
-
-def _quoted(text: str) -> str:
-    return QuotedString(text=text, quote=Quote.single).with_quotes()
 
 
 @contextmanager
@@ -184,36 +148,13 @@ class OptunaSweep:
         except Exception as error:  # the sampler would fail every trial the same way: stop here
             self._tell(plan, trial, TrialState.FAIL, None, {"reason": f"sampler: {one_line(error)}"})
             raise
-        link = self._trial_link(plan, trial)
-        runs = [RunJob(trial.number, seed, overrides + link + self._seed_overrides(trial.number, seed),
+        link = trial_link(plan, trial, self.settings)
+        runs = [RunJob(trial.number, seed, overrides + link + seed_overrides(trial.number, seed),
                        trial_dir if seed is None else trial_dir / f"seed{seed}") for seed in self.settings.seeds or [None]]
         # No composition here: the launcher composes each run's config, and a combination that cannot compose
         # fails its run there with Hydra's reason (the plan has checked the sweep's combinations already).
         trial.set_user_attr("overrides", overrides)
         return Claim(trial, overrides, runs, trial_dir)
-
-    def _trial_link(self, plan: Plan, trial: optuna.Trial) -> list[str]:
-        """What tells each job its trial (aesweep.trial.TrialReporter reads it)."""
-        link = [
-            f"++trial.study_name={_quoted(plan.study.study_name)}",
-            f"++trial.storage={_quoted(plan.storage_url)}",
-            f"++trial.trial_id={trial._trial_id}",
-            f"++trial.trial_number={trial.number}",
-        ]
-        if len(plan.objectives) == 1 and not plan.from_return:
-            link.append(f"++trial.report={_quoted(plan.objectives[0])}")
-        if self.settings.seeds is not None:
-            link += [f"++trial.seeds=[{','.join(map(str, self.settings.seeds))}]",
-                     f"++trial.statistic={self.settings.seed_statistic}"]
-        return link
-
-    @staticmethod
-    def _seed_overrides(trial_number: int, seed: int | None) -> list[str]:
-        """The run's seed and folder: the trial number (unique even when workers share a sweep folder), and
-        below it one folder per seed."""
-        if seed is None:
-            return [f"hydra.sweep.subdir={trial_number}"]
-        return [f"seed={seed}", f"hydra.sweep.subdir={trial_number}/seed{seed}"]
 
     # ---------------------------------------------------------------- record
     def _tell(
