@@ -13,10 +13,10 @@ tensorboard  event files in the run folder: each epoch's row as scalars `history
              hyperparameters with the final numbers as their metrics, so TensorBoard's HParams view compares
              the trials of `tensorboard --logdir outputs/sweeps/<sweep>/<time>`.
 
-Opening a tracker costs more than a short run can spare (importing mlflow and opening its database: ~2 s on the
-2-core CPU), so it opens on a thread while the run loads data and trains; epochs logged before it is open wait
-in a list. Tracking observes a run and never decides it: a tracker that fails logs one warning and the run goes
-on. Nothing is imported for `logger=none`.
+Tracking observes a run and never decides it: a tracker that fails logs one warning and the run goes on.
+Nothing is imported for `logger=none`. MLflow costs ~2.4 s of CPU once per process (importing it and opening
+its store), TensorBoard ~0.1 s; each run's logging adds tens of milliseconds
+(outputs/reference/tracking-overhead-cpu/).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import contextlib
 import logging
 import math
 import os
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -108,67 +107,41 @@ def run_name(cfg: DictConfig, out_dir: Path) -> str:
     return f"trial-{cfg.trial.trial_number}" + (f"-seed{cfg.seed}" if seeds else "")
 
 
-class _OpenedInBackground(Tracker):
-    """Opens on a thread; rows logged meanwhile wait in a list. `finish` waits for the opening to end."""
+class _Tracking(Tracker):
+    """Runs each step of a tracker; the first step that fails logs one warning, and the run goes on untracked."""
 
     kind = ""
 
     def __init__(self, cfg: DictConfig, out_dir: Path) -> None:
-        self.cfg, self.out_dir = cfg, out_dir
-        self._rows: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._opened = False
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._open, name=f"{self.kind}-tracker", daemon=True)
-        self._thread.start()
-
-    def _open(self) -> None:
-        try:
-            self.open()
-        except Exception as error:
-            self._error = error
-            return
-        with self._lock:
-            self._opened = True
-            self._write_waiting()
+        self.cfg, self.out_dir, self.failed = cfg, out_dir, False
+        self._step(self.open)
 
     def log_epoch(self, row: Mapping[str, Any]) -> None:
-        with self._lock:
-            self._rows.append(dict(row))
-            if self._opened:
-                self._write_waiting()
-
-    def _write_waiting(self) -> None:
-        rows, self._rows = self._rows, []
-        if rows and self._error is None:
-            try:
-                self.write_epochs(rows)
-            except Exception as error:
-                self._error = error
+        self._step(self.write_epoch, row)
 
     def finish(self, result: Mapping[str, Any], files: Sequence[Path]) -> None:
-        self._thread.join()
-        with self._lock:
-            self._write_waiting()
-        if self._error is None:
-            try:
-                self.close(result, files)
-            except Exception as error:
-                self._error = error
-        if self._error is not None:
-            log.warning("logger=%s: this run is not fully tracked: %s", self.kind, one_line(self._error))
+        self._step(self.close, result, files)
+
+    def _step(self, action: Any, *arguments: Any) -> None:
+        if self.failed:
+            return
+        try:
+            action(*arguments)
+        except Exception as error:  # a store or server away must not cost the run
+            self.failed = True
+            log.warning("logger=%s: this run is not fully tracked: %s", self.kind, one_line(error))
 
     def open(self) -> None:
         raise NotImplementedError
 
-    def write_epochs(self, rows: list[dict[str, Any]]) -> None:
+    def write_epoch(self, row: Mapping[str, Any]) -> None:
         raise NotImplementedError
 
     def close(self, result: Mapping[str, Any], files: Sequence[Path]) -> None:
         raise NotImplementedError
 
 
-class MLflowTracker(_OpenedInBackground):
+class MLflowTracker(_Tracking):
     kind = "mlflow"
 
     def open(self) -> None:
@@ -215,13 +188,12 @@ class MLflowTracker(_OpenedInBackground):
             tags = {"aesweep.role": SWEEP_ROLE, "aesweep.study": study, "aesweep.storage": storage}
             return self.client.create_run(experiment_id, run_name=study, tags=tags).info.run_id
 
-    def write_epochs(self, rows: list[dict[str, Any]]) -> None:
+    def write_epoch(self, row: Mapping[str, Any]) -> None:
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
-        metrics = [Metric(key, value, now, int(row["epoch"]))
-                   for row in rows for key, value in epoch_metrics(row).items()]
-        self.client.log_batch(self.run_id, metrics=metrics)
+        now, step = int(time.time() * 1000), int(row["epoch"])
+        self.client.log_batch(self.run_id, metrics=[Metric(key, value, now, step)
+                                                    for key, value in epoch_metrics(row).items()])
 
     def close(self, result: Mapping[str, Any], files: Sequence[Path]) -> None:
         from mlflow.entities import Metric
@@ -237,7 +209,7 @@ class MLflowTracker(_OpenedInBackground):
             self.client.set_terminated(self.parent_id, "FINISHED")
 
 
-class TensorBoardTracker(_OpenedInBackground):
+class TensorBoardTracker(_Tracking):
     kind = "tensorboard"
 
     def open(self) -> None:
@@ -246,10 +218,9 @@ class TensorBoardTracker(_OpenedInBackground):
         self.log_dir = self.out_dir / self.cfg.logger.dir
         self.writer = SummaryWriter(log_dir=str(self.log_dir))
 
-    def write_epochs(self, rows: list[dict[str, Any]]) -> None:
-        for row in rows:
-            for key, value in epoch_metrics(row).items():
-                self.writer.add_scalar(key, value, global_step=int(row["epoch"]))
+    def write_epoch(self, row: Mapping[str, Any]) -> None:
+        for key, value in epoch_metrics(row).items():
+            self.writer.add_scalar(key, value, global_step=int(row["epoch"]))
 
     def close(self, result: Mapping[str, Any], files: Sequence[Path]) -> None:
         # run_name ".": the hyperparameters and their metrics go into this run's own folder, not a sub-run.
