@@ -14,7 +14,7 @@ tensorboard  event files in the run folder: each epoch's row as scalars `history
              the trials of `tensorboard --logdir outputs/sweeps/<sweep>/<time>`.
 
 Tracking observes a run and never decides it: a tracker that fails logs one warning and the run goes on.
-Nothing is imported for `logger=none`. MLflow costs ~2.4 s of CPU once per process (importing it and opening
+Nothing is imported for `logger=none`. MLflow costs ~1.8 s of CPU once per process (importing it and opening
 its store), TensorBoard ~0.1 s; each run's logging adds tens of milliseconds
 (outputs/reference/tracking-overhead-cpu/).
 """
