@@ -1,6 +1,6 @@
 """The CUDA-only paths: the whole training step captured as a CUDA graph must train exactly as the eager loop.
 
-Skipped on machines without a CUDA GPU (the test machines); run on a GPU with `pytest tests/test_cuda.py`.
+Skipped on machines without a CUDA GPU (the test machines); run on a GPU with `pytest tests/gpu/test_cuda.py`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Reliability: mistakes refused before anything is written, faults recorded, sweeps reproducible.
 
-Adds to tests/test_bad_input.py (config values, MNIST files, model=nope), tests/test_config.py and
-tests/test_sweeper*.py (grammar on the command line, kill -9 and resume, two workers):
+Adds to tests/integration/test_train_refusals.py (config values, MNIST files, model=nope),
+tests/unit/test_config.py and tests/integration/test_sweeper*.py (grammar on the command line, kill -9 and
+resume, two workers):
 - an unknown option in every other config group, in single runs and sweeps;
 - malformed sweep grammar written in a sweep *file*, an uncreatable output folder and a storage
   that cannot be opened: one ``error:`` line, exit status 2, and an existing sweep (its study,
@@ -77,17 +78,17 @@ def sweep_file(folder: Path, name: str, params: dict[str, str]) -> None:
 
 # ---------------------------------------------------------------------- an unknown group option
 
-# model=nope is in tests/test_bad_input.py
+# model=nope is in tests/integration/test_train_refusals.py
 GROUPS = ["data", "optimizer", "scheduler", "loss", "augment", "trainer", "eval", "device", "sweep"]
 
 
 @pytest.fixture(scope="module")
 def unknown_options(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
-    """`python train.py <group>=nope` for every group, plus one sweep; two at a time (~4 s of imports each)."""
+    """`python train.py <group>=xyzzy` for every group, plus one sweep; two at a time (~4 s of imports each)."""
     tmp = tmp_path_factory.mktemp("unknown")
-    cases = {group: [f"{group}=nope", f"hydra.run.dir={tmp / group}"] for group in GROUPS}
-    cases["-m sweep=smoke optimizer=nope"] = [
-        "-m", "sweep=smoke", "optimizer=nope", f"hydra.sweep.dir={tmp / 'sweep'}",
+    cases = {group: [f"{group}=xyzzy", f"hydra.run.dir={tmp / group}"] for group in GROUPS}
+    cases["-m sweep=smoke optimizer=xyzzy"] = [
+        "-m", "sweep=smoke", "optimizer=xyzzy", f"hydra.sweep.dir={tmp / 'sweep'}",
         f"hydra.sweeper.storage={tmp / 'journal.log'}",
     ]
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -100,14 +101,14 @@ def test_an_unknown_option_of_a_config_group_is_refused_without_traceback_or_run
     result, tmp = unknown_options[group]
     options = ", ".join(sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml")))
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"error: {group}='nope' is not allowed: one of: {options}"]
+    assert result.stderr.strip().splitlines() == [f"error: {group}='xyzzy' is not allowed: one of: {options}"]
     assert not (tmp / group).exists()
 
 
 def test_an_unknown_group_option_stops_a_sweep_before_its_study_or_folder_exist(unknown_options):
-    result, tmp = unknown_options["-m sweep=smoke optimizer=nope"]
+    result, tmp = unknown_options["-m sweep=smoke optimizer=xyzzy"]
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[0].startswith("error: optimizer='nope' is not allowed: one of: adam,")
+    assert result.stderr.strip().splitlines()[0].startswith("error: optimizer='xyzzy' is not allowed: one of: adam,")
     assert not (tmp / "sweep").exists() and not (tmp / "journal.log").exists()
 
 
@@ -159,7 +160,7 @@ def beside_a_finished_sweep(tmp_path_factory):
     target = ["hydra.sweeper.study_name=kept", f"hydra.sweep.dir={cwd / 'kept'}"]
     good = quadratic(cwd, "-m", "sweep=smoke", "hydra.sweeper.n_trials=2", *target)
     assert good.returncode == 0, good.stderr
-    before = snapshot(cwd / "kept") | {"journal": snapshot(cwd / "outputs")["optuna/journal.log"]}
+    before = snapshot(cwd / "kept") | {f"outputs/{k}": v for k, v in snapshot(cwd / "outputs").items()}
 
     cases = {name: ["-m", f"sweep={name}", f"hydra.searchpath=[file://{configs}]", *target] for name in BAD_SWEEP_FILES}
     for name, (overrides, _) in BAD_COMMAND_LINES.items():
@@ -167,7 +168,7 @@ def beside_a_finished_sweep(tmp_path_factory):
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = {name: pool.submit(quadratic, cwd, *args) for name, args in cases.items()}
     results = {name: future.result() for name, future in futures.items()}
-    after = snapshot(cwd / "kept") | {"journal": snapshot(cwd / "outputs")["optuna/journal.log"]}
+    after = snapshot(cwd / "kept") | {f"outputs/{k}": v for k, v in snapshot(cwd / "outputs").items()}
     return results, before, after, cwd, blocker
 
 
@@ -186,9 +187,12 @@ def test_an_unusable_output_folder_or_storage_is_one_error_line_with_exit_2(besi
 def test_refused_sweeps_leave_the_existing_study_and_its_tables_untouched(beside_a_finished_sweep):
     _, before, after, cwd, blocker = beside_a_finished_sweep
     assert "trials.csv" in before and "best.yaml" in before
-    assert after == before  # same files, same bytes: trials.csv, best.yaml, study.yaml, trial folders, journal
+    # same files, same bytes: trials.csv, best.yaml, study.yaml, trial folders, the journal, the trials' artifacts
+    assert after == before
     assert sorted(p.name for p in cwd.iterdir()) == ["a_file", "extra_conf", "kept", "outputs"]
-    assert sorted(p.name for p in (cwd / "outputs" / "optuna").iterdir()) == ["journal.log", "journal.log.claim-lock"]
+    assert sorted(p.name for p in (cwd / "outputs" / "optuna").iterdir()) == [
+        "artifacts", "journal.log", "journal.log.claim-lock"
+    ]
     assert blocker.read_text() == "not a folder\n"
 
 

@@ -60,13 +60,14 @@ def test_a_choice_that_conflicts_with_the_fixed_config_in_every_trial_is_refused
 
 
 def test_a_pruner_merged_into_the_sweep_files_names_the_kept_arguments_and_the_replacement(tmp_path):
-    result = train_sweep(tmp_path, "sweep=default", "hydra.sweeper.pruner={_target_:optuna.pruners.MedianPruner}")
+    replacement = "hydra.sweeper.pruner={_target_:optuna.pruners.SuccessiveHalvingPruner}"
+    result = train_sweep(tmp_path, "sweep=default", replacement)
     assert_one_error_line(
         result,
-        "hydra.sweeper.pruner='optuna.pruners.MedianPruner' is not allowed:",
-        "merged the command line's pruner into sweep=default's pruner, which left min_resource=1, "
-        "reduction_factor=3 that MedianPruner does not accept",
-        "hydra.sweeper.pruner=null 'hydra.sweeper.pruner={_target_:optuna.pruners.MedianPruner}'",
+        "hydra.sweeper.pruner='optuna.pruners.SuccessiveHalvingPruner' is not allowed:",
+        "merged the command line's pruner into sweep=default's pruner, which left n_startup_trials=4, "
+        "n_warmup_steps=2 that SuccessiveHalvingPruner does not accept",
+        f"hydra.sweeper.pruner=null '{replacement}'",
     )
     assert list(tmp_path.iterdir()) == []
 

@@ -204,6 +204,10 @@ def _resolved(cfg: DictConfig, key: str, raw: object) -> object:
     """The resolved value of ``key``; the raw text when it needs Hydra's runtime (``${hydra:...}``) to resolve."""
     if not (isinstance(raw, str) and "${" in raw) and not isinstance(raw, (list, dict)):
         return raw
+    # The run's own Hydra runtime is gone; a Hydra config set in this process (a test, a notebook)
+    # would resolve it to this process's values, so the text is kept.
+    if isinstance(raw, str) and "${hydra:" in raw:
+        return raw
     try:
         value = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
     except Exception:

@@ -244,7 +244,9 @@ class OptunaSweep:
         while True:
             while again and not dispatcher.running:
                 dispatcher.start(again.popleft())
-            while dispatcher.free > 0 and not again:
+            # A run started beside one run again could be the next to break the pool and take it down twice.
+            alone = any(run.retried for run in dispatcher.running.values())
+            while dispatcher.free > 0 and not again and not alone:
                 if not pending and budget_left:
                     budget_left = time.monotonic() < deadline and not self._exhausted
                     claim = self.claim(plan) if budget_left else None
