@@ -241,6 +241,36 @@ def test_joblib_launcher_runs_two_trials_at_the_same_time(tmp_path):
     assert first.user_attrs["run_dir"] != second.user_attrs["run_dir"]
 
 
+@pytest.fixture(scope="module")
+def slow_first_trial(tmp_path_factory):
+    """Two slots, 6 trials, trial 0 slow (3 epochs of 2 s) and the rest quick: once per dispatch mode."""
+    spans = {}
+    for mode in ("async", "batch"):
+        cwd = tmp_path_factory.mktemp(mode)
+        result = sweep(cwd, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
+                       "hydra.sweeper.n_trials=6", f"hydra.sweeper.dispatch={mode}", "slow_trial=0", "slow_sleep=2",
+                       "sleep=0.05", f"hydra.sweep.dir={cwd / 'sweep'}")
+        assert result.returncode == 0, result.stderr
+        trials = sorted(load(cwd).trials, key=lambda t: t.number)
+        spans[mode] = [(t.user_attrs["runs_started"], t.user_attrs["runs_ended"]) for t in trials]
+    return spans
+
+
+def test_async_dispatch_runs_the_quick_trials_beside_the_slow_one_without_waiting_for_it(slow_first_trial):
+    (_, slow_end), *quick = slow_first_trial["async"]
+    assert all(end < slow_end for _, end in quick)  # all five ran on the other slot while trial 0 ran
+    assert all(later_start >= end for (_, end), (later_start, _) in zip(quick, quick[1:]))  # one after another
+
+
+def test_batch_dispatch_waits_for_the_slowest_trial_of_a_batch_before_the_next(slow_first_trial):
+    spans = slow_first_trial["batch"]
+    batches = [spans[i:i + 2] for i in range(0, 6, 2)]
+    for batch, following in zip(batches, batches[1:]):
+        assert min(start for start, _ in following) >= max(end for _, end in batch)
+    (slow_start, slow_end), (quick_start, quick_end) = batches[0]
+    assert quick_end - quick_start < (slow_end - slow_start) / 3  # the job's own span, not the batch's
+
+
 def test_two_sweep_commands_on_one_study_run_exactly_n_trials_together(tmp_path):
     overrides = ("hydra.sweeper.n_trials=6", "epochs=2", "sleep=0.2")
     workers = [

@@ -33,8 +33,8 @@ class RunJob:
     seed: int | None
     overrides: list[str]
     run_dir: Path
-    started: float = 0.0  # unix time the launch call began
-    ended: float = 0.0  # ... and returned
+    started: float = 0.0  # unix time the job began (its folder's first file), else its launch call did
+    ended: float = 0.0  # ... and ended (its last write), else its launch call returned
     job_return: JobReturn | None = None
     launch_error: str | None = None
     pool_broke: bool = False  # the launcher's worker pool died under it (joblib: one killed worker fails them all)
@@ -105,7 +105,21 @@ class Dispatcher:
                 run.pool_broke = _worker_pool_broke(failure)
         for run, job_return in zip(runs, returns + [None] * (len(runs) - len(returns))):
             run.job_return, run.launch_error, run.ended = job_return, error, time.time()
+            run.started, run.ended = _job_times(run.run_dir) or (run.started, run.ended)
             self._done.put(run)
+
+
+def _job_times(run_dir: Path) -> tuple[float, float] | None:
+    """When the job itself began and ended, read from its folder: Hydra writes ``.hydra/config.yaml`` before it
+    calls the task, and the job's last write (its log, metrics.json) ends it. A launch call of several jobs
+    (``dispatch: batch``) returns when the slowest ends, so its own start and end would count the idle time of
+    the slots that finished early as busy. None when the job wrote nothing (its process died first)."""
+    try:
+        began = (run_dir / ".hydra" / "config.yaml").stat().st_mtime
+        ended = max(path.stat().st_mtime for path in run_dir.rglob("*") if path.is_file())
+    except (OSError, ValueError):
+        return None
+    return began, ended
 
 
 def _worker_pool_broke(failure: Exception) -> bool:

@@ -60,8 +60,9 @@ def main(cfg: DictConfig) -> float:
     reporter = TrialReporter.from_config(cfg.trial, seed=cfg.seed)
     start = time.time()
     status, reason, value, epochs, history = "completed", None, math.nan, 0, []
+    slow = cfg.slow_trial is not None and cfg.trial.trial_number == cfg.slow_trial
     for epoch in range(1, cfg.epochs + 1):
-        time.sleep(cfg.sleep)
+        time.sleep(cfg.slow_sleep if slow else cfg.sleep)
         if cfg.mode == "sigkill":
             os.kill(os.getpid(), signal.SIGKILL)
         if cfg.mode == "raise" or (cfg.fail_seed is not None and cfg.seed == cfg.fail_seed):
