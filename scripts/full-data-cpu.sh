@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # full-data-cpu: the recipe sweep=default searches around, on all 55,000 training images for 10 epochs, over
 # seeds 20-24 (used by no search or confirmation); one torch thread per run, two runs at a time.
-#   bash scripts/full-data-cpu.sh        (from the repository root; about an hour on the 2-core CPU)
+#   bash scripts/full-data-cpu.sh        (from the repository root; about 45 minutes on the 2-core CPU)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 OUT=${OUT:-outputs/reference/full-data-cpu}; HERE=outputs/sweeps/full-data; mkdir -p "$OUT"
@@ -12,7 +12,6 @@ RECIPE=(model=conv optimizer=adam loss=iic model.heads=5 loss.recon_weight=0.301
   'hydra.sweeper.seeds=[20,21,22,23,24]' hydra/launcher=joblib hydra.launcher.n_jobs=2 hydra.sweeper.n_jobs=2 \
   hydra.sweeper.study_name=full-data hydra.sweeper.storage="$HERE/journal.log" hydra.sweep.dir="$HERE/sweep"
 "${AESWEEP[@]}" collect "$HERE/sweep" --out "$OUT/runs.csv"
-cp "$HERE/sweep/trials.csv" "$OUT/trials.csv"
 "$PY" - "$OUT" <<'PYTHON'
 import shutil, sys
 from pathlib import Path
