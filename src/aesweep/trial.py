@@ -85,18 +85,19 @@ class TrialReporter:
 
     A trial run once per seed (``trial.seeds``) has one run per seed reporting to it. Each run records its
     own curve in the trial; the value reported at an epoch is the trial's statistic over the seeds that
-    have reached that epoch so far (each run overwrites it with what it sees), and the pruner judges that.
-    When it prunes one run, the trial's other runs stop at their next epoch: a configuration whose seeds
-    are clearly worse stops all its runs. With runs one after another (one slot) the first seed's curve
-    alone is judged first, and every later seed is judged on more evidence.
+    have reached that epoch so far (each run overwrites it with what it sees). The pruner judges an epoch
+    once every seed has reached it, so it compares the statistic the trials are ranked by with that of the
+    others: judged on the seeds that happened to get there first, a noisy seed stopped configurations
+    whose mean was fine (on make sweep, 36 of 40 trials at epoch 2 on one seed's value). When it prunes, the
+    trial's other runs stop at their next epoch.
     """
 
     def __init__(self, trial: optuna.Trial, metric: str, prunable: bool, seed: int | None = None,
-                 statistic: str | None = None) -> None:
+                 statistic: str | None = None, seeds: int = 1) -> None:
         self.trial = trial
         self.metric = metric
         self.prunable = prunable
-        self.seed, self.statistic = seed, statistic
+        self.seed, self.statistic, self.seeds = seed, statistic, seeds
         self.curve: dict[str, float] = {}
 
     @classmethod
@@ -124,7 +125,7 @@ class TrialReporter:
         trial = optuna.trial.Trial(study, trial_id)
         statistic = trial_cfg.get("statistic") if trial_cfg.get("seeds") else None
         return cls(trial, str(trial_cfg.get("report") or record.DEFAULT_OBJECTIVE), prunable=len(study.directions) == 1,
-                   seed=seed if statistic else None, statistic=statistic)
+                   seed=seed if statistic else None, statistic=statistic, seeds=len(trial_cfg.get("seeds") or [None]))
 
     @property
     def number(self) -> int:
@@ -154,9 +155,10 @@ class TrialReporter:
             if self.statistic is None:
                 self.trial.report(value, step=int(epoch))
                 return not last and self.trial.should_prune()
-            if self._report_over_seeds(int(epoch), value):
+            reached = self._report_over_seeds(int(epoch), value)
+            if reached is None:
                 return True
-            prune = not last and self._prune_over_seeds(int(epoch))
+            prune = not last and reached == self.seeds and self._prune_over_seeds(int(epoch))
             if prune:
                 self._storage.set_trial_system_attr(self.trial._trial_id, PRUNED_ATTR, f"seed {self.seed}, epoch {epoch}")
             return prune
@@ -176,17 +178,18 @@ class TrialReporter:
         frozen.intermediate_values = {step: v for step, v in frozen.intermediate_values.items() if step <= epoch}
         return self.trial.study.pruner.prune(self.trial.study, frozen)
 
-    def _report_over_seeds(self, epoch: int, value: float) -> bool:
-        """Record this run's value, report the statistic over the seeds at this epoch; True if a sibling was pruned."""
+    def _report_over_seeds(self, epoch: int, value: float) -> int | None:
+        """Record this run's value, report the statistic over the seeds at this epoch; how many seeds have
+        reached it, or None when a sibling run was pruned."""
         trial_id = self.trial._trial_id
         self.curve[str(epoch)] = value
         self._storage.set_trial_system_attr(trial_id, f"{CURVE_ATTR}{self.seed}", dict(self.curve))
         attrs = self._storage.get_trial_system_attrs(trial_id)
         if attrs.get(PRUNED_ATTR):
             log.info("trial %d: another seed's run was pruned (%s); stopping", self.trial.number, attrs[PRUNED_ATTR])
-            return True
+            return None
         reached = [curve[str(epoch)] for key, curve in attrs.items()
                    if key.startswith(CURVE_ATTR) and isinstance(curve, dict) and str(epoch) in curve]
         maximize = self.trial.study.direction.name == "MAXIMIZE"
         self._storage.set_trial_intermediate_value(trial_id, epoch, seed_statistic(reached, self.statistic, maximize))
-        return False
+        return len(reached)

@@ -113,15 +113,18 @@ def test_the_statistic_over_seeds_is_the_one_asked_for(tmp_path, statistic):
         assert trial["value"] == pytest.approx(expected)
 
 
-def test_a_pruned_run_prunes_its_trial_and_its_later_seeds_never_start(tmp_path):
+def test_the_pruner_judges_an_epoch_once_every_seed_has_reached_it(tmp_path):
+    # One slot: seeds 0 and 1 run whole (no epoch has all three seeds yet); seed 2's first epoch completes the
+    # set, the pruner (which would stop anything) judges the mean of the three, and the trial is pruned there.
     result = sweep(tmp_path, *SEEDED, "hydra.sweeper.n_trials=2",
                    "+hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 2.0}")
     assert result.returncode == 0, result.stderr
     for trial in study(tmp_path).trials:
         assert trial.state.name == "PRUNED"
-        assert trial.intermediate_values == {1: pytest.approx(trial.intermediate_values[1])}
-        folder = tmp_path / "sweep" / str(trial.number)
-        assert [p.name for p in sorted(folder.iterdir())] == ["seed0"]  # one slot: seeds 1 and 2 were not needed
+        curves = [trial.system_attrs[f"aesweep:curve:seed{s}"] for s in (0, 1, 2)]
+        assert [sorted(curve) for curve in curves] == [["1", "2", "3"], ["1", "2", "3"], ["1"]]
+        assert trial.intermediate_values[1] == pytest.approx(statistics.fmean(curve["1"] for curve in curves))
+        assert trial.intermediate_values[3] == pytest.approx(statistics.fmean(curve["3"] for curve in curves[:2]))
 
 
 def test_a_failing_seed_run_fails_its_trial_with_the_reason_and_the_sweep_goes_on(tmp_path):
