@@ -14,4 +14,7 @@ done
 for i in 1 2; do           # the reference runs scored in batches of 1024 (eval.batch_size is 512 by default)
   "${AESWEEP[@]}" bench memory --device cpu --override eval.batch_size=1024 --out "$OUT/memory-$i.csv"
 done
-rm -f "$OUT"/*.csv "$OUT"/*.log   # keep the markdown tables
+# one file for the six pairs and one for the two memory runs, markdown only
+for i in 1 2 3 4 5 6; do printf '## pair %s\n\n' "$i"; cat "$OUT/speed-pair$i.md"; echo; done > "$OUT/speed-pairs.md"
+for i in 1 2; do printf '## run %s\n\n' "$i"; cat "$OUT/memory-$i.md"; echo; done > "$OUT/memory.md"
+rm -f "$OUT"/*.csv "$OUT"/*.log "$OUT"/speed-pair[0-9].md "$OUT"/memory-[0-9].md
