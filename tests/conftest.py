@@ -45,7 +45,7 @@ def fashion_prepared_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def fashion_mnist_root(request) -> Path:
     """A verified Fashion-MNIST: the repository's (`make data` prepares it where Debian's package is installed),
-    else one prepared from that package for this session."""
+    else one prepared from that package once per pytest run."""
     try:
         verify(DATA_ROOT, "fashion_mnist")
     except DataError:

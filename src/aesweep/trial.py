@@ -87,9 +87,8 @@ class TrialReporter:
     own curve in the trial; the value reported at an epoch is the trial's statistic over the seeds that
     have reached that epoch so far (each run overwrites it with what it sees). The pruner judges an epoch
     once every seed has reached it, so it compares the statistic the trials are ranked by with that of the
-    others: judged on the seeds that happened to get there first, a noisy seed stopped configurations
-    whose mean was fine (on make sweep, 36 of 40 trials at epoch 2 on one seed's value). When it prunes, the
-    trial's other runs stop at their next epoch.
+    others: judged on the seeds that happen to get there first, one noisy seed would stop configurations
+    whose mean is fine. When it prunes, the trial's other runs stop at their next epoch.
     """
 
     def __init__(self, trial: optuna.Trial, metric: str, prunable: bool, seed: int | None = None,
@@ -125,7 +124,7 @@ class TrialReporter:
         trial = optuna.trial.Trial(study, trial_id)
         statistic = trial_cfg.get("statistic") if trial_cfg.get("seeds") else None
         return cls(trial, str(trial_cfg.get("report") or record.DEFAULT_OBJECTIVE), prunable=len(study.directions) == 1,
-                   seed=seed if statistic else None, statistic=statistic, seeds=len(trial_cfg.get("seeds") or [None]))
+                   seed=seed if statistic else None, statistic=statistic, seeds=len(trial_cfg.get("seeds") or []))
 
     @property
     def number(self) -> int:

@@ -104,8 +104,8 @@ class Dispatcher:
             for run in runs:
                 run.pool_broke = _worker_pool_broke(failure)
         for run, job_return in zip(runs, returns + [None] * (len(runs) - len(returns))):
-            run.job_return, run.launch_error, run.ended = job_return, error, time.time()
-            run.started, run.ended = _job_times(run.run_dir) or (run.started, run.ended)
+            run.job_return, run.launch_error = job_return, error
+            run.started, run.ended = _job_times(run.run_dir) or (run.started, time.time())
             self._done.put(run)
 
 
