@@ -62,3 +62,27 @@ def test_a_tracker_that_cannot_open_warns_once_and_the_run_goes_on(tmp_path, cap
     assert len(warnings) == 1
     assert warnings[0].startswith("logger=mlflow: this run is not fully tracked: ")
     assert str(not_a_folder) in warnings[0]
+
+
+def test_a_store_that_fails_in_the_mlflow_helper_warns_once_when_the_run_ends_and_the_next_run_is_tracked(
+        tmp_path, caplog):
+    from mlflow import MlflowClient
+
+    not_sqlite = tmp_path / "text.db"
+    not_sqlite.write_text("not a database")
+    broken = tracking.start(compose_config("logger=mlflow", f"logger.tracking_uri=sqlite:///{not_sqlite}"), tmp_path)
+    broken.log_epoch({"epoch": 1, "loss": 0.5})
+    broken.finish({"status": "completed", "epochs": 1}, [])
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracked = tracking.start(compose_config("logger=mlflow", f"logger.tracking_uri={uri}"), tmp_path / "run")
+    tracked.log_epoch({"epoch": 1, "loss": 0.5})
+    tracked.finish({"status": "completed", "epochs": 1, "val": {"mapped_acc": 0.75}}, [])
+
+    warnings = [r.getMessage() for r in caplog.records if "logger=mlflow" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("logger=mlflow: this run is not fully tracked: ") and "not a database" in warnings[0]
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("aesweep").experiment_id])
+    assert run.data.metrics == {"history/loss": 0.5, "val.mapped_acc": 0.75, "epochs": 1.0}
+    assert (run.info.status, run.info.run_name) == ("FINISHED", "run")
