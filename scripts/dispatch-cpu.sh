@@ -10,6 +10,6 @@ OUT=${OUT:-outputs/reference/dispatch-cpu}; mkdir -p "$OUT"
 grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx|fma|amx)' | tr '\n' ' '; echo   # for the README
 "${AESWEEP[@]}" bench dispatch --sweep default --override data.subset=3000 --trials 8 --slots 2 --pairs 3 \
   --out "$OUT/dispatch.csv"
-# --trial-seconds: the reference trial the overhead is a fraction of (a make-sweep trial takes 108 s median)
+# --trial-seconds: the reference trial the overhead is a fraction of (a make-sweep trial takes 259 s of runs, median)
 "${AESWEEP[@]}" bench overhead --trials 1000 --trial-seconds "${TRIAL_SECONDS:-60}" --out "$OUT/overhead.csv"
 rm -f "$OUT/dispatch.csv" "$OUT/overhead.csv"

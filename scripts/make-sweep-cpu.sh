@@ -2,7 +2,7 @@
 # make-sweep-cpu: `make sweep` as a new user runs it (sweep=default: each trial over seeds 0-2, the best
 # confirmed on seeds 10-12, the blog's recipe measured as the baseline), timed, on an otherwise idle CPU;
 # then its best.yaml re-run alone on seeds 20-22, which neither the search nor the confirmation used.
-#   bash scripts/make-sweep-cpu.sh       (from a fresh clone's root; about 25 minutes on the 2-core CPU)
+#   bash scripts/make-sweep-cpu.sh       (from a fresh clone's root; about 30 minutes on the 2-core CPU)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 OUT=${OUT:-outputs/reference/make-sweep-cpu}; mkdir -p "$OUT"
