@@ -2,7 +2,9 @@
 
 import io
 import logging
+import subprocess
 import sys
+import textwrap
 
 import optuna
 import pytest
@@ -122,6 +124,35 @@ def test_printed_lines_go_above_the_line_and_the_console_is_restored_after(capsy
 
     assert capsys.readouterr().out == "trial 1 COMPLETE 0.7\n"
     assert drawn_before.endswith("1 running; best 0.5 (trial 0)")  # cleared for the print, drawn again after it
+
+
+def test_lines_of_processes_started_while_the_line_shows_go_above_it_whole():
+    # A sweep process drawing the line on its own stderr (stdout leading to the same place), starting a worker
+    # process that prints on both, as joblib's workers do; then the sweep's own print, and a worker after the end.
+    sweep = textwrap.dedent("""
+        import subprocess, sys
+        import optuna
+        from hydra_plugins.aesweep_optuna._progress import SweepProgress
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(study_name="watched")
+        study.enqueue_trial({"x": 1.0})
+        study.optimize(lambda t: t.suggest_float("x", 0, 2), n_trials=1)
+        worker = "import sys; print('worker out'); print('worker err', file=sys.stderr)"
+        with SweepProgress(study, n_trials=4, timeout=None, mode=True):
+            subprocess.run([sys.executable, "-c", worker], check=True)
+            print("sweep line")
+        print("after the sweep")
+    """)
+    shown = subprocess.run([sys.executable, "-c", sweep], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=120).stdout.decode()  # bytes: text mode would turn the line's \r into \n
+
+    line = "watched: 1/4 trials"
+    for text in ("worker out\n", "worker err\n", "sweep line\n"):
+        before = shown[:shown.index(text)]
+        assert before.endswith("\r"), (text, shown)  # the line was cleared, so the text starts a line of its own
+        assert line in shown[shown.index(text):]  # and the line is drawn again after it
+    assert shown.index("worker out") < shown.index("sweep line") < shown.index("after the sweep")
+    assert shown.endswith("after the sweep\n")
 
 
 @pytest.mark.parametrize("value", ["yes", 1, None])

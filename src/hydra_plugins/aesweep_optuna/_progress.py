@@ -3,15 +3,19 @@ by state, the best value so far and its trial, and an ETA, as one tqdm line on s
 
 Everything on the line is read from the study, so trials of other workers on the same study (another
 command, another machine) count too. The line is redrawn when a trial ends and every ``REFRESH_SECONDS``
-in between; what this process prints (the sweep's log lines, in-process jobs' logs) is written above it
-rather than into it. ``progress: auto`` shows it only where stderr is a terminal: in a log file the one
-line per trial that the sweep logs anyway says the same.
+in between; what is printed meanwhile is written above it rather than into it: this process's lines (the
+sweep's log, in-process jobs' logs) and, when the line is drawn on the process's own stderr, the lines of
+jobs in other processes started meanwhile (joblib's workers inherit the sweep's stdout and stderr, which
+then lead through pipes to a thread that writes each whole line above the line). ``progress: auto`` shows
+it only where stderr is a terminal: in a log file the one line per trial that the sweep logs anyway says
+the same.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import sys
 import threading
 import time
@@ -27,6 +31,7 @@ from tqdm import tqdm
 PROGRESS_MODES = ("auto", True, False)
 # Often enough for the running count and the clock to look live; each redraw reads the study's trials once.
 REFRESH_SECONDS = 2.0
+DRAIN_SECONDS = 2.0  # at the end, how long the relayed output may take to reach the terminal before the line goes
 SHOWN_STATES = ((TrialState.COMPLETE, "complete"), (TrialState.PRUNED, "pruned"), (TrialState.FAIL, "failed"),
                 (TrialState.RUNNING, "running"))
 
@@ -71,12 +76,19 @@ class SweepProgress:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._restore: list[tuple[Any, str, Any]] = []  # (object, attribute, original) put back on exit
+        self._relays: list[_Relay] = []  # this process's console descriptors, led through pipes while shown
 
     def __enter__(self) -> SweepProgress:
         if not self.shown:
             return self
+        if _is_own_stderr(self.stream):
+            try:
+                self._relays = _Relay.start_for_own_console(self)
+            except OSError:  # no pipes here: other processes' lines may run into the line, as they did
+                self._relays = []
+        line_stream = self._relays[-1].terminal_text if self._relays else self.stream
         trials = self.study.get_trials(deepcopy=False)
-        common = {"file": self.stream, "desc": self.study.study_name, "dynamic_ncols": True,
+        common = {"file": line_stream, "desc": self.study.study_name, "dynamic_ncols": True,
                   "postfix": self._summary(trials)}  # tqdm draws once on creation: with the counts already
         if self.timeout:  # the sweep ends at the deadline: the bar is the time used of it
             layout = "{desc}: {elapsed} of " + tqdm.format_interval(self.timeout) + " |{bar}| ETA {remaining}{postfix}"
@@ -86,7 +98,8 @@ class SweepProgress:
             self.bar = tqdm(total=self.n_trials, initial=min(trials_done(trials), self.n_trials), bar_format=layout,
                             **common)
         self._draw(trials)
-        self._write_above_the_line()
+        if not self._relays:  # with relays, this process's console output takes the same way as other processes'
+            self._write_above_the_line()
         threading.Thread(target=self._refresh_until_stopped, name="sweep-progress", daemon=True).start()
         return self
 
@@ -113,6 +126,17 @@ class SweepProgress:
     def _summary(self, trials: Sequence[FrozenTrial]) -> str:
         summary = study_summary(trials, self.study.directions)
         return f"{trials_done(trials)}/{self.n_trials} trials: {summary}" if self.timeout else summary
+
+    def write_above(self, write: Any) -> None:
+        """Calls `write` (which writes whole lines to the terminal) with the line cleared, then draws it again."""
+        with self._lock:
+            bar = self.bar
+            drawn = bar is not None and not bar.disable
+            if drawn:
+                bar.clear()
+            write()
+            if drawn:
+                bar.refresh()
 
     def _refresh_until_stopped(self) -> None:
         while not self._stop.wait(REFRESH_SECONDS):
@@ -144,8 +168,12 @@ class SweepProgress:
             self.update()
         except Exception:  # the storage may be what failed; the line is closed all the same
             pass
+        for relay in self._relays:
+            relay.drain()
         with self._lock:
             self.bar.close()
+            for relay in self._relays:  # the console is the terminal again; late lines are still passed on
+                relay.stop_relaying()
         for owner, attribute, original in reversed(self._restore):
             above = getattr(owner, attribute)
             if isinstance(above, _AboveTheLine):
@@ -178,14 +206,7 @@ class _AboveTheLine(io.TextIOBase):
             self._pending = ""
 
     def _emit(self, text: str) -> None:
-        bar = self.progress.bar
-        with self.progress._lock:
-            if bar is not None and not bar.disable:
-                bar.clear()
-            self.stream.write(text)
-            self.stream.flush()
-            if bar is not None and not bar.disable:
-                bar.refresh()
+        self.progress.write_above(lambda: (self.stream.write(text), self.stream.flush()))
 
     def flush(self) -> None:
         self.stream.flush()
@@ -203,3 +224,93 @@ class _AboveTheLine(io.TextIOBase):
     @property
     def encoding(self) -> str:  # type: ignore[override]
         return getattr(self.stream, "encoding", "utf-8")
+
+
+def _is_own_stderr(stream: TextIO) -> bool:
+    """Whether `stream` writes to this process's file descriptor 2, which the processes it starts inherit."""
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+class _Relay:
+    """One of this process's console file descriptors (2, and 1 where it leads to the same place) pointed at a
+    pipe while the line is shown; a thread writes what arrives there to the terminal, whole lines above the line.
+
+    Processes started meanwhile inherit the pipe: their lines take the same way. They may outlive the sweep
+    (joblib keeps its workers), so the thread goes on passing their output to the terminal afterwards.
+    """
+
+    def __init__(self, fd: int, progress: SweepProgress) -> None:
+        self.fd, self.progress = fd, progress
+        self.terminal = os.dup(fd)
+        self.terminal_bytes = os.fdopen(self.terminal, "wb", buffering=0, closefd=False)
+        self.terminal_text = os.fdopen(os.dup(self.terminal), "w", buffering=1,
+                                       encoding=getattr(sys.stderr, "encoding", None) or "utf-8", errors="replace")
+        self.source, sink = os.pipe()
+        os.dup2(sink, fd)
+        os.close(sink)
+        self.relaying = True
+        threading.Thread(target=self._pass_on, name=f"sweep-progress-fd{fd}", daemon=True).start()
+
+    @classmethod
+    def start_for_own_console(cls, progress: SweepProgress) -> list[_Relay]:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        fds = [1] if _same_place(1, 2) else []
+        return [cls(fd, progress) for fd in (*fds, 2)]  # fd 2's last: the line is drawn on its terminal
+
+    def _pass_on(self) -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(self.source, 65536)
+            except OSError:
+                return
+            if not chunk:
+                break
+            pending += chunk
+            if b"\n" in pending:
+                lines, _, pending = pending.rpartition(b"\n")
+                self._write(lines + b"\n")
+        if pending:
+            self._write(pending)
+
+    def _write(self, data: bytes) -> None:
+        if self.relaying:
+            self.progress.write_above(lambda: self.terminal_bytes.write(data))
+        else:
+            self.terminal_bytes.write(data)
+
+    def drain(self) -> None:
+        """Waits (up to DRAIN_SECONDS) until what was written so far has been read from the pipe."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while _unread_bytes(self.source) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def stop_relaying(self) -> None:
+        """Points the descriptor at the terminal again; the pipe stays for processes that still hold it."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(self.terminal, self.fd)
+        self.relaying = False
+
+
+def _same_place(fd: int, other: int) -> bool:
+    try:
+        return os.path.sameopenfile(fd, other)
+    except OSError:
+        return False
+
+
+def _unread_bytes(fd: int) -> int:
+    try:
+        import fcntl
+        import termios
+
+        return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
+    except (ImportError, OSError):
+        return 0
