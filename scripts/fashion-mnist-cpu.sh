@@ -35,7 +35,7 @@ minutes=$(( SECONDS / 60 ))
 
 # The evidence: each part's run records, the sweep's tables and summary, one leaderboard over all of them.
 "${AESWEEP[@]}" collect "$BASELINE" --out "$OUT/baseline-runs.csv"
-"${AESWEEP[@]}" collect "$MNIST_RUNS"/seed* --out "$OUT/mnist-recipe-runs.csv"
+"${AESWEEP[@]}" collect "$MNIST_RUNS"/seed*/ --out "$OUT/mnist-recipe-runs.csv"
 "${AESWEEP[@]}" collect "$SWEEP" --out "$OUT/sweep-runs.csv"
 cp "$SWEEP/trials.csv" "$SWEEP/confirm.csv" "$SWEEP/best.yaml" "$OUT/"
 sed -n '/^Study /,$p' "$SWEEP.log" > "$OUT/sweep-summary.txt"
@@ -65,7 +65,7 @@ print(f"| {label} | {len(runs)} | {seeds} | {spread('test.mapped_acc', 100, 1)}%
 PYTHON
 }
 rows=$(
-  summary "$OUT/baseline-runs.csv" search "$OUT/baseline" "the blog's recipe (\`sweep=baseline\`: 8,000 images, 6 epochs)"
+  summary "$OUT/baseline-runs.csv" search "$OUT/baseline" "the blog's recipe (\`sweep=baseline\`: 20,000 images, 6 epochs)"
   summary "$OUT/mnist-recipe-runs.csv" run "$OUT/mnist-recipe" "the MNIST recipe \`make sweep\` found, unchanged"
   summary "$OUT/sweep-runs.csv" confirm "$OUT/sweep-confirmed" "\`sweep=default\`'s best trial, confirmed on fresh seeds"
 )
