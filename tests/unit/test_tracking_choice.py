@@ -64,7 +64,7 @@ def test_a_tracker_that_cannot_open_warns_once_and_the_run_goes_on(tmp_path, cap
     assert str(not_a_folder) in warnings[0]
 
 
-def test_a_store_that_fails_in_the_mlflow_helper_warns_once_when_the_run_ends_and_the_next_run_is_tracked(
+def test_a_store_that_is_not_a_database_warns_once_and_the_next_run_is_tracked(
         tmp_path, caplog):
     from mlflow import MlflowClient
 
