@@ -34,12 +34,12 @@ wait
 minutes=$(( SECONDS / 60 ))
 
 # The evidence: each part's run records, the sweep's tables and summary, one leaderboard over all of them.
-"${AESWEEP[@]}" collect "$BASELINE" --out "$OUT/baseline-runs.csv"
-"${AESWEEP[@]}" collect "$MNIST_RUNS"/seed*/ --out "$OUT/mnist-recipe-runs.csv"
-"${AESWEEP[@]}" collect "$SWEEP" --out "$OUT/sweep-runs.csv"
+TABLES=outputs/sweeps/fashion-mnist-cpu-tables; mkdir -p "$TABLES"  # each part's runs, read for the README's rows
+"${AESWEEP[@]}" collect "$BASELINE" --out "$TABLES/baseline-runs.csv"
+"${AESWEEP[@]}" collect "$MNIST_RUNS"/seed*/ --out "$TABLES/mnist-recipe-runs.csv"
+"${AESWEEP[@]}" collect "$SWEEP" --out "$TABLES/sweep-runs.csv"
 cp "$SWEEP/trials.csv" "$SWEEP/confirm.csv" "$SWEEP/best.yaml" "$OUT/"
 sed -n '/^Study /,$p' "$SWEEP.log" > "$OUT/sweep-summary.txt"
-"${AESWEEP[@]}" compare "$BASELINE" "$SWEEP" --format md --top 10 > "$OUT/compare.md"
 
 # summary PART_RUNS_CSV ROLE OUT_FOLDER LABEL: copy the COMPLETE runs' records (of that sweep role; "run" for
 # single runs) to OUT_FOLDER/metrics_seed<s>.json and
@@ -65,9 +65,9 @@ print(f"| {label} | {len(runs)} | {seeds} | {spread('test.mapped_acc', 100, 1)}%
 PYTHON
 }
 rows=$(
-  summary "$OUT/baseline-runs.csv" search "$OUT/baseline" "the blog's recipe (\`sweep=baseline\`: 20,000 images, 6 epochs)"
-  summary "$OUT/mnist-recipe-runs.csv" run "$OUT/mnist-recipe" "the MNIST recipe \`make sweep\` found, unchanged"
-  summary "$OUT/sweep-runs.csv" confirm "$OUT/sweep-confirmed" "\`sweep=default\`'s best trial, confirmed on fresh seeds"
+  summary "$TABLES/baseline-runs.csv" search "$OUT/baseline" "the blog's recipe (\`sweep=baseline\`: 20,000 images, 6 epochs)"
+  summary "$TABLES/mnist-recipe-runs.csv" run "$OUT/mnist-recipe" "the MNIST recipe \`make sweep\` found, unchanged"
+  summary "$TABLES/sweep-runs.csv" confirm "$OUT/sweep-confirmed" "\`sweep=default\`'s best trial, confirmed on fresh seeds"
 )
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)$(grep -q avx512_bf16 /proc/cpuinfo && echo " (AVX512-BF16)")
@@ -90,10 +90,8 @@ $rows
 | file | what |
 |---|---|
 | \`baseline/\`, \`mnist-recipe/\`, \`sweep-confirmed/\` | each part's run records \`metrics_seed<s>.json\` (confusion matrices included) |
-| \`baseline-runs.csv\`, \`mnist-recipe-runs.csv\`, \`sweep-runs.csv\` | \`aesweep collect\` of each part's runs |
 | \`trials.csv\`, \`confirm.csv\`, \`best.yaml\` | the sweep: its trials over seeds 0-2, the best trial's runs on seeds 10-12, its overrides |
 | \`sweep-summary.txt\` | the sweep's printed summary, with its gain over the baseline study \`baseline-fashion_mnist\` |
-| \`compare.md\` | \`aesweep compare\` of the baseline and the sweep (top 10), gains over the baseline |
 
 Commands, from the repository root (\`$STORAGE\` holds the studies; the MNIST recipe ran on seeds 10, 11, 12):
 
