@@ -32,6 +32,7 @@ PROGRESS_MODES = ("auto", True, False)
 # Often enough for the running count and the clock to look live; each redraw reads the study's trials once.
 REFRESH_SECONDS = 2.0
 DRAIN_SECONDS = 2.0  # at the end, how long the relayed output may take to reach the terminal before the line goes
+DRAIN_MARK = b"\x00aesweep-progress-drained\x00"
 SHOWN_STATES = ((TrialState.COMPLETE, "complete"), (TrialState.PRUNED, "pruned"), (TrialState.FAIL, "failed"),
                 (TrialState.RUNNING, "running"))
 
@@ -86,7 +87,7 @@ class SweepProgress:
                 self._relays = _Relay.start_for_own_console(self)
             except OSError:  # no pipes here: other processes' lines may run into the line, as they did
                 self._relays = []
-        line_stream = self._relays[-1].terminal_text if self._relays else self.stream
+        line_stream = self._relays[-1].text_stream() if self._relays else self.stream
         trials = self.study.get_trials(deepcopy=False)
         common = {"file": line_stream, "desc": self.study.study_name, "dynamic_ncols": True,
                   "postfix": self._summary(trials)}  # tqdm draws once on creation: with the counts already
@@ -246,12 +247,11 @@ class _Relay:
         self.fd, self.progress = fd, progress
         self.terminal = os.dup(fd)
         self.terminal_bytes = os.fdopen(self.terminal, "wb", buffering=0, closefd=False)
-        self.terminal_text = os.fdopen(os.dup(self.terminal), "w", buffering=1,
-                                       encoding=getattr(sys.stderr, "encoding", None) or "utf-8", errors="replace")
         self.source, sink = os.pipe()
         os.dup2(sink, fd)
         os.close(sink)
         self.relaying = True
+        self.drained = threading.Event()
         threading.Thread(target=self._pass_on, name=f"sweep-progress-fd{fd}", daemon=True).start()
 
     @classmethod
@@ -260,6 +260,11 @@ class _Relay:
         sys.stderr.flush()
         fds = [1] if _same_place(1, 2) else []
         return [cls(fd, progress) for fd in (*fds, 2)]  # fd 2's last: the line is drawn on its terminal
+
+    def text_stream(self) -> TextIO:
+        """A text stream to the terminal itself, for the line."""
+        return os.fdopen(os.dup(self.terminal), "w", buffering=1,
+                         encoding=getattr(sys.stderr, "encoding", None) or "utf-8", errors="replace")
 
     def _pass_on(self) -> None:
         pending = b""
@@ -271,6 +276,11 @@ class _Relay:
             if not chunk:
                 break
             pending += chunk
+            while DRAIN_MARK in pending:  # all written before the mark has arrived: pass it on, say so
+                before, _, pending = pending.partition(DRAIN_MARK)
+                if before:
+                    self._write(before)
+                self.drained.set()
             if b"\n" in pending:
                 lines, _, pending = pending.rpartition(b"\n")
                 self._write(lines + b"\n")
@@ -284,12 +294,13 @@ class _Relay:
             self.terminal_bytes.write(data)
 
     def drain(self) -> None:
-        """Waits (up to DRAIN_SECONDS) until what was written so far has been read from the pipe."""
+        """Returns once what was written so far is on the terminal (or after DRAIN_SECONDS): a mark sent through
+        the pipe behind it comes out of the thread."""
         sys.stdout.flush()
         sys.stderr.flush()
-        deadline = time.monotonic() + DRAIN_SECONDS
-        while _unread_bytes(self.source) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        self.drained.clear()
+        os.write(self.fd, DRAIN_MARK)  # shorter than PIPE_BUF: never split by another process's write
+        self.drained.wait(DRAIN_SECONDS)
 
     def stop_relaying(self) -> None:
         """Points the descriptor at the terminal again; the pipe stays for processes that still hold it."""
@@ -304,13 +315,3 @@ def _same_place(fd: int, other: int) -> bool:
         return os.path.sameopenfile(fd, other)
     except OSError:
         return False
-
-
-def _unread_bytes(fd: int) -> int:
-    try:
-        import fcntl
-        import termios
-
-        return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
-    except (ImportError, OSError):
-        return 0
