@@ -155,6 +155,10 @@ def reconnecting_rdb_storage() -> type:
 
         names = [name for name, value in vars(BaseStorage).items()
                  if callable(value) and not name.startswith("_") and hasattr(RDBStorage, name)]
+        # Optuna puts a cache in front of an RDB storage (optuna.storages._CachedStorage), and the cache calls
+        # these private methods of it, not their public twins: asking a trial and suggesting a parameter go here.
+        names += [name for name in ("_create_new_trial", "_set_trial_param", "_get_trials", "_get_best_trial_id",
+                                    "_get_stale_trial_ids") if hasattr(RDBStorage, name)]
         _RECONNECTING = type("ReconnectingRDBStorage", (RDBStorage,),
                              {name: waiting_out_outages(getattr(RDBStorage, name)) for name in names})
     return _RECONNECTING

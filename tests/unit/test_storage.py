@@ -1,0 +1,59 @@
+"""A database storage waits out an unreachable server on every path a sweep uses, Optuna's cache included."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import optuna
+import pytest
+from sqlalchemy import event
+
+from aesweep import storage as storage_module
+from aesweep.storage import open_storage
+
+
+def fail_once_on(engine, statement_start: str) -> list[str]:
+    """Make the first statement that starts with `statement_start` fail as a dropped connection does."""
+    failed: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def drop(conn, cursor, statement, parameters, context, executemany):
+        if not failed and statement.lstrip().upper().startswith(statement_start):
+            failed.append(statement)
+            raise sqlite3.OperationalError("server closed the connection unexpectedly")
+
+    return failed
+
+
+@pytest.mark.parametrize("statement_start", ["INSERT INTO TRIALS", "INSERT INTO TRIAL_PARAMS"])
+def test_asking_a_trial_and_suggesting_its_parameter_ride_out_a_dropped_connection(
+        tmp_path, monkeypatch, statement_start):
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(storage=storage, study_name="outage")  # Optuna puts its cache in front
+    failed = fail_once_on(storage.engine, statement_start)
+    monkeypatch.setattr(storage_module.time, "sleep", lambda seconds: None)
+
+    trial = study.ask()
+    value = trial.suggest_float("lr", 0.1, 0.2)
+    study.tell(trial, value)
+
+    assert len(failed) == 1  # the outage happened, and was waited out
+    trials = optuna.load_study(storage=open_storage(f"sqlite:///{tmp_path / 'study.db'}"), study_name="outage").trials
+    assert [(t.number, t.params, t.value) for t in trials] == [(0, {"lr": value}, value)]
+
+
+def test_an_error_that_is_not_an_outage_is_raised_at_once(tmp_path, monkeypatch):
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(storage=storage, study_name="broken")
+    sleeps: list[float] = []
+    monkeypatch.setattr(storage_module.time, "sleep", sleeps.append)
+
+    @event.listens_for(storage.engine, "before_cursor_execute")
+    def refuse(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO TRIAL_PARAMS"):
+            raise sqlite3.DataError("value too long for type character varying(512)")
+
+    trial = study.ask()
+    with pytest.raises(Exception, match="during the commit"):
+        trial.suggest_float("lr", 0.1, 0.2)
+    assert sleeps == []
