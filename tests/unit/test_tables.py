@@ -29,3 +29,32 @@ def test_counts_stay_integers_where_a_pruned_trial_has_no_test_metrics(tmp_path)
     assert (first["test.clusters_used"], first["val.clusters_used"], first["epochs"]) == ("9", "10", "5")
     assert (second["test.clusters_used"], second["val.clusters_used"], second["epochs"]) == ("", "7", "1")
     assert first["test.mapped_acc"] == "0.9"
+
+
+def seeded_trial(number_of_seeds_values: list[float], value: float):
+    attrs = {f"value.seed{seed}": v for seed, v in enumerate(number_of_seeds_values)}
+    return create_trial(value=value, user_attrs=attrs)
+
+
+def test_trials_that_share_their_worst_seed_rank_by_their_mean_over_the_seeds():
+    from hydra_plugins.aesweep_optuna._tables import best_trial, ranking
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(seeded_trial([0.9764, 0.9694, 0.9694], value=0.9694))  # mean 0.9717
+    study.add_trial(seeded_trial([0.9694, 0.9710, 0.9794], value=0.9694))  # mean 0.9733: the better of the tie
+    study.add_trial(seeded_trial([0.9680, 0.9710, 0.9694], value=0.9680))  # a lower worst seed, whatever its mean
+    study.add_trial(seeded_trial([0.9794, 0.9794, 0.9694], value=0.9694))  # mean 0.9761: best of all
+
+    assert best_trial(study).number == 3
+    table = trials_frame(study, [], ["val.mapped_acc"])
+    assert ranking(table, study, ["val.mapped_acc"], top_k=4)["number"].tolist() == [3, 1, 0, 2]
+
+
+def test_a_tie_when_minimising_goes_to_the_lower_mean_and_a_full_tie_to_the_earlier_trial():
+    from hydra_plugins.aesweep_optuna._tables import best_trial
+
+    study = optuna.create_study(direction="minimize")
+    study.add_trial(seeded_trial([0.05, 0.04], value=0.05))
+    study.add_trial(seeded_trial([0.05, 0.02], value=0.05))
+    study.add_trial(seeded_trial([0.05, 0.02], value=0.05))
+    assert best_trial(study).number == 1

@@ -26,7 +26,7 @@ from aesweep.io import write_csv_atomic
 from aesweep.storage import write_study_file
 
 from . import _tables
-from ._tables import CONFIRM_ATTR, test_twin
+from ._tables import CONFIRM_ATTR, study_rank, test_twin
 from ._dispatch import Dispatcher, RunJob
 from ._outcome import combine, judge_run
 from ._plan import OBJECTIVES_ATTR, SEEDS_ATTR, Plan
@@ -113,8 +113,7 @@ def confirm_best(sweep: OptunaSweep, plan: Plan, dispatcher: Dispatcher) -> None
         log.info("confirmation left to the worker that ends last: trials are still running")
         return
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    sign = -1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1
-    best = sorted(complete, key=lambda t: (sign * t.values[0], t.number))[: settings.confirm_top_k]
+    best = sorted(complete, key=study_rank(study), reverse=True)[: settings.confirm_top_k]
     confirmed = dict(study.user_attrs.get(CONFIRM_ATTR) or {})
     todo = [t for t in best if confirmed.get(str(t.number), {}).get("seeds") != settings.confirm_seeds]
     if not todo:

@@ -28,6 +28,8 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from ._tables import rank
+
 PROGRESS_MODES = ("auto", True, False)
 # Often enough for the running count and the clock to look live; each redraw reads the study's trials once.
 REFRESH_SECONDS = 2.0
@@ -56,7 +58,7 @@ def study_summary(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirec
     if len(directions) > 1:  # no single best: the size of the Pareto front is what a glance can take in
         front = [a for a in scores if not any(all(x >= y for x, y in zip(b, a)) and b != a for b in scores)]
         return f"{text}; {len(front)} on the Pareto front"
-    best = max(zip(scores, complete), key=lambda pair: (pair[0][0], -pair[1].number))[1]
+    best = max(complete, key=lambda t: rank(t, signs[0] > 0))
     return f"{text}; best {best.values[0]:.4g} (trial {best.number})"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,26 +77,42 @@ def trials_frame(study: optuna.Study, space: Sequence[SearchParam], objectives: 
     return table[leading + rest].reset_index(drop=True)
 
 
+def rank(trial: FrozenTrial, maximize: bool, first_column: str = "value") -> tuple[float, float, int]:
+    """Sort key of a COMPLETE trial, larger is better: its first value, then - where several trials share that value,
+    as the worst of three seeds often does - that objective's mean over the seeds (its per-seed values are the user
+    attrs ``<first_column>.seed<s>``), then the earlier trial."""
+    sign = 1 if maximize else -1
+    prefix = first_column + ".seed"
+    per_seed = [v for k, v in trial.user_attrs.items() if k.startswith(prefix) and isinstance(v, (int, float))]
+    return sign * trial.values[0], sign * (statistics.fmean(per_seed) if per_seed else trial.values[0]), -trial.number
+
+
+def study_rank(study: optuna.Study) -> Callable[[FrozenTrial], tuple[float, float, int]]:
+    """`rank` for the trials of this study."""
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    first_column = value_columns(list(study.user_attrs.get(OBJECTIVES_ATTR) or [""] * len(study.directions)))[0]
+    return lambda trial: rank(trial, maximize, first_column)
+
+
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best COMPLETE trial; for several objectives, the Pareto trial best on the first one."""
+    """The best COMPLETE trial as `rank` orders them; for several objectives, the best of the Pareto front."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         return None
-    candidates = study.best_trials if len(study.directions) > 1 else [study.best_trial]
-    sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1
-    return max(candidates, key=lambda t: sign * t.values[0])
+    return max(study.best_trials if len(study.directions) > 1 else complete, key=study_rank(study))
 
 
 def ranking(table: pd.DataFrame, study: optuna.Study, objectives: Sequence[str], top_k: int) -> pd.DataFrame:
-    """The top ``top_k`` COMPLETE trials by the first objective (Pareto front first if several)."""
+    """The top ``top_k`` COMPLETE trials (Pareto front first if several objectives), as `rank` orders them."""
+    key = study_rank(study)
+    ranks = {t.number: key(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
     done = table[table["state"] == "COMPLETE"]
-    first = value_columns(objectives)[0]
-    ascending = study.directions[0] == optuna.study.StudyDirection.MINIMIZE
+    done = done.assign(_rank=done["number"].map(lambda n: ranks.get(n, (-math.inf,) * 3)))
+    order = ["_rank"]
     if len(objectives) > 1:
         pareto = {t.number for t in study.best_trials}
-        done = done.assign(pareto=done["number"].isin(pareto))
-        return done.sort_values(["pareto", first], ascending=[False, ascending]).head(top_k)
-    return done.sort_values(first, ascending=ascending).head(top_k)
+        done, order = done.assign(_pareto=done["number"].isin(pareto)), ["_pareto", "_rank"]
+    return done.sort_values(order, ascending=False).drop(columns=order).head(top_k)
 
 
 def best_overrides(trial: FrozenTrial) -> list[str]:
