@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # recipe-budget-cpu: the recipe sweep=default searches around (5 heads, IIC plus the entropy, balance and consistency
 # terms, its default weights) over seeds 30-35, which no search, confirmation or ablation uses, at 8,000 images and
-# 6 epochs (the budget make sweep had) with one change at a time: more heads, smaller batches (more steps), more
-# epochs, or more images. One torch thread per run, two runs at a time.
-#   bash scripts/recipe-budget-cpu.sh    (from the repository root; about 45 minutes on the 2-core CPU)
+# 6 epochs with one change at a time: more heads, smaller batches (more steps), more epochs, or more images; then
+# the same 120,000 images seen spread over more images and fewer epochs. One torch thread per run, two at a time.
+#   bash scripts/recipe-budget-cpu.sh    (from the repository root; about 60 minutes on the 2-core CPU)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 OUT=${OUT:-outputs/reference/recipe-budget-cpu}; HERE=outputs/sweeps/recipe-budget; mkdir -p "$OUT"
@@ -23,6 +23,9 @@ variant batch-32 trainer.batch_size=32
 variant epochs-12 trainer.epochs=12
 variant images-20k-epochs-4 data.subset=20000 trainer.epochs=4
 variant images-20k data.subset=20000
+variant images-30k-epochs-4 data.subset=30000 trainer.epochs=4
+variant images-40k-epochs-3 data.subset=40000 trainer.epochs=3
+variant images-55k-epochs-2 data.subset=null trainer.epochs=2
 "${AESWEEP[@]}" collect "$HERE" --out "$OUT/runs.csv"
 "$PY" - "$OUT/runs.csv" <<'PYTHON' > "$OUT/table.md"
 import sys
