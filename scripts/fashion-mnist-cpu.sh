@@ -15,7 +15,7 @@ OUT=${OUT:-outputs/reference/fashion-mnist-cpu}
 BASELINE=outputs/sweeps/baseline/fashion-mnist-cpu; MNIST_RUNS=outputs/runs/fashion-mnist-cpu-mnist-recipe
 SWEEP=outputs/sweeps/default/fashion-mnist-cpu; STORAGE=outputs/sweeps/fashion-mnist-cpu.journal.log
 mapfile -t MNIST_RECIPE < <(sed -n 's/^- //p' "$OUT/mnist-recipe.yaml")
-BUDGET=(data.subset=20000 trainer.epochs=6)  # pinned: the budget of these figures (sweep=default now trains 30,000 x 4)
+BUDGET=(data.subset=20000 trainer.epochs=6)  # pinned: the budget of these figures, whatever sweeps/ say
 
 "$PY" -m aesweep data verify --dataset fashion_mnist   # one error line, and no run, where make data could not prepare it
 rm -rf "$BASELINE" "$MNIST_RUNS" "$SWEEP" "$STORAGE"
