@@ -23,7 +23,7 @@ import pandas as pd
 table = pd.read_csv(sys.argv[1])
 row = table[table["number"] == int(sys.argv[2])].iloc[0]
 bookkeeping = {"number", "state", "value", "epochs", "epochs_planned", "seconds", "params", "status", "reason",
-               "run_dir", "worker", "datetime_start", "study_name", "seed"}
+               "run_dir", "worker", "datetime_start", "study_name", "seed", "busy_seconds", "runs_started", "runs_ended"}
 for column, value in row.items():
     if column in bookkeeping or column.startswith(("value", "val.", "test.", "fit.")):
         continue
