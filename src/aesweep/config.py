@@ -138,6 +138,7 @@ class BlogModelSchema(ModelSchema):
 @dataclass
 class ConvModelSchema(ModelSchema):
     heads: int = key(integer(1))
+    overcluster: int = key(integer(0))
     channels: List[int] = key(int_list(1))
     kernels: Any = key(int_or_int_list(1))
     strides: Any = key(int_or_int_list(1))
@@ -149,6 +150,7 @@ class ConvModelSchema(ModelSchema):
 @dataclass
 class MLPModelSchema(ModelSchema):
     heads: int = key(integer(1))
+    overcluster: int = key(integer(0))
     hidden: List[int] = key(int_list(1, empty=True, example="[512,256]"))
     batch_norm: bool = key(boolean())
     dropout: float = key(number(0, 1, high_open=True))
@@ -194,6 +196,8 @@ class LossSchema:
     consistency_weight: float = key(number(0))
     iic_weight: float = key(number(0))
     iic_lambda: float = key(number(0, low_open=True))
+    overcluster_weight: float = key(number(0))
+    views: int = key(integer(1))
     warmup_epochs: float = key(number(0))
 
 
@@ -203,6 +207,8 @@ class AugmentSchema:
     scale: float = key(number(0, 1, high_open=True))
     translate: float = key(number(0, 0.5))
     noise: float = key(number(0))
+    erase: float = key(number(0, 1, high_open=True))
+    erase_aspect: float = key(number(0, low_open=True))
 
 
 @dataclass
@@ -349,6 +355,10 @@ def cross_key_problem(cfg: DictConfig) -> ConfigError | None:
         if isinstance(value, ListConfig) and len(value) != len(cfg.model.channels):
             return ConfigError(f"model.{per_layer}", list(value),
                                f"a list of {len(cfg.model.channels)} integers, one per entry of model.channels")
+    if cfg.model.get("overcluster", 0) and cfg.loss.overcluster_weight == 0:
+        return ConfigError("loss.overcluster_weight", cfg.loss.overcluster_weight,
+                           f"> 0 with model.overcluster={cfg.model.overcluster} (that head is trained by this "
+                           "term alone), or model.overcluster=0")
     weights = [cfg.loss[k] for k in ("recon_weight", "entropy_weight", "balance_weight", "consistency_weight",
                                      "iic_weight")]
     if not any(w > 0 for w in weights):

@@ -8,7 +8,10 @@ so the clustering terms below are what move mapped accuracy:
 - consistency: cross-entropy of the augmented view's assignment against the clean view's (stop-gradient);
 - iic: IIC (Ji et al., 2019) - minus the mutual information between the assignments of the clean and
   the augmented view, from their K x K joint distribution over the batch; `iic_lambda` > 1 weighs the
-  marginals' entropy up, which guards against degenerate solutions.
+  marginals' entropy up, which guards against degenerate solutions;
+- overcluster: the same IIC term on the model's over-clustering head (`model.overcluster`, wider than the
+  digits), as IIC trains its auxiliary head: the features learn to separate the styles within a digit,
+  which the 10-wide heads then group. It is added once (it is shared by the heads), never per head.
 Clustering terms ramp in linearly over `warmup_epochs`, so reconstruction can shape the code first.
 """
 
@@ -49,7 +52,7 @@ class CompositeLoss:
     def __init__(self, loss_cfg, augment: BatchAugment):
         self.cfg = loss_cfg
         self.augment = augment
-        self.needs_view = loss_cfg.consistency_weight > 0 or loss_cfg.iic_weight > 0
+        self.needs_view = loss_cfg.consistency_weight > 0 or loss_cfg.iic_weight > 0 or loss_cfg.overcluster_weight > 0
 
     def ramp(self, epoch: int) -> float:
         """Factor on the clustering terms: 0 in the first epoch of a warm-up, 1 once it is over."""
@@ -66,7 +69,7 @@ class CompositeLoss:
         `head<h>` is head h's weighted clustering loss, by which the run picks the head it scores.
         """
         cfg = self.cfg
-        logits, _code, recon = model.parts(x)
+        logits, _code, recon, overcluster = model.parts(x)
         terms: dict[str, torch.Tensor] = {}
         total = torch.zeros((), device=x.device)
         if cfg.recon_weight > 0:
@@ -76,7 +79,8 @@ class CompositeLoss:
                 terms["recon"] = F.mse_loss(recon.float(), x)
             total = total + cfg.recon_weight * terms["recon"]
 
-        if not has_clustering_terms(cfg):
+        overclustering = overcluster is not None and cfg.overcluster_weight > 0
+        if not (has_clustering_terms(cfg) or overclustering):
             return total, terms
         p = model.cluster_probs(logits.float())  # [batch, heads, clusters]
         per_head: dict[str, torch.Tensor] = {}  # each term per head, [heads]
@@ -84,13 +88,25 @@ class CompositeLoss:
             per_head["entropy"] = entropy(p).mean(dim=0)
         if cfg.balance_weight > 0:
             per_head["balance"] = math.log(p.shape[-1]) - entropy(p.mean(dim=0))
-        if self.needs_view:
-            view = self.augment(x) if self.augment.active else x
-            q = model.cluster_probs(model.head_logits(view).float())
-            if cfg.consistency_weight > 0:
-                per_head["consistency"] = -(p.detach() * torch.log(q.clamp_min(EPS))).sum(dim=-1).mean(dim=0)
-            if cfg.iic_weight > 0:
-                per_head["iic"] = torch.stack([iic_loss(p[:, h], q[:, h], cfg.iic_lambda) for h in range(p.shape[1])])
+        if self.needs_view:  # each view term is its mean over `views` augmented copies of the batch
+            per_view: dict[str, list[torch.Tensor]] = {"consistency": [], "iic": [], "overcluster": []}
+            for _ in range(cfg.views):
+                view = self.augment(x) if self.augment.active else x
+                view_logits, view_overcluster = model.all_logits(view)
+                q = model.cluster_probs(view_logits.float())
+                if cfg.consistency_weight > 0:
+                    per_view["consistency"].append(-(p.detach() * torch.log(q.clamp_min(EPS))).sum(dim=-1).mean(dim=0))
+                if cfg.iic_weight > 0:
+                    per_view["iic"].append(
+                        torch.stack([iic_loss(p[:, h], q[:, h], cfg.iic_lambda) for h in range(p.shape[1])]))
+                if overclustering:
+                    per_view["overcluster"].append(iic_loss(model.cluster_probs(overcluster.float()),
+                                                            model.cluster_probs(view_overcluster.float()), cfg.iic_lambda))
+            for name in ("consistency", "iic"):
+                if per_view[name]:
+                    per_head[name] = torch.stack(per_view[name]).mean(dim=0)
+            if overclustering:
+                terms["overcluster"] = torch.stack(per_view["overcluster"]).mean()
         clustering = torch.zeros(p.shape[1], device=x.device)
         for name in CLUSTERING_TERMS:  # a fixed order: a set's would vary with the process's string hashing
             if name in per_head:
@@ -98,4 +114,5 @@ class CompositeLoss:
                 clustering = clustering + cfg[f"{name}_weight"] * per_head[name]
         if p.shape[1] > 1:
             terms.update({f"head{h}": clustering[h] for h in range(p.shape[1])})
-        return total + ramp * clustering.mean(), terms
+        shared = cfg.overcluster_weight * terms["overcluster"] if overclustering else 0.0
+        return total + ramp * (clustering.mean() + shared), terms

@@ -7,11 +7,16 @@ bottleneck's logits) and the bottleneck activation, so `encoder[:-1]` gives the 
 A model may have several heads (`model.heads`): bottlenecks side by side on the same features, each its
 own `bottleneck`-wide softmax, all trained, all read by the decoder. One of them - chosen without labels,
 by its own clustering loss (aesweep.train) - is the encoder's output and the one scored.
+
+A model may also have an over-clustering head (`model.overcluster`, IIC's auxiliary head): a wider softmax on
+the same features, trained by the loss to split the data into more clusters than there are digits, so the
+features learn to tell apart the styles within a digit. It is never scored and the decoder does not read it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -85,11 +90,25 @@ class Heads(nn.Module):
         return f"heads={self.heads}, width={self.width}"
 
 
+class Parts(NamedTuple):
+    """Every stage of one forward pass, for the losses: logits and code of every head, [batch, heads, width],
+    the reconstruction, and the over-clustering head's logits (None without one)."""
+
+    logits: torch.Tensor
+    code: torch.Tensor
+    recon: torch.Tensor
+    overcluster: torch.Tensor | None
+
+
 class Autoencoder(nn.Module):
     """Shared behaviour: forward = the reconstruction; `parts` exposes every stage for the losses."""
 
     encoder: nn.Sequential
     decoder: nn.Sequential
+
+    def __init__(self):
+        super().__init__()
+        self.overcluster: LogitsLinear | None = None  # a model with an over-clustering head sets it
 
     @property
     def heads(self) -> Heads:
@@ -98,15 +117,17 @@ class Autoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.parts(x)[2]
 
-    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(logits, code, reconstruction) in one pass, logits and code of every head: [batch, heads, width]."""
-        logits = self.head_logits(x)
+    def parts(self, x: torch.Tensor) -> Parts:
+        logits, overcluster = self.all_logits(x)
         code = self.encoder[-1](logits)
-        return logits, code, self.decoder(code.flatten(1))
+        return Parts(logits, code, self.decoder(code.flatten(1)), overcluster)
 
-    def head_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Every head's logits, [batch, heads, width] (the clustering losses' view of an augmented image)."""
-        return self.heads.all(self.encoder[:-2](x))
+    def all_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every head's logits, [batch, heads, width], and the over-clustering head's (None without one), from
+        one pass of the encoder's features (the clustering losses' view of an augmented image)."""
+        features = self.encoder[:-2](x)
+        overcluster = self.overcluster(features) if self.overcluster is not None else None
+        return self.heads.all(features), overcluster
 
     def cluster_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """Soft cluster assignment used by the clustering losses: softmax of logits / temperature."""
@@ -166,6 +187,7 @@ class ConvAutoencoder(Autoencoder):
         bottleneck_activation: str = "softmax",
         temperature: float = 1.0,
         heads: int = 1,
+        overcluster: int = 0,
         image_size: int = 28,
     ):
         super().__init__()
@@ -187,6 +209,7 @@ class ConvAutoencoder(Autoencoder):
         encoder.append(nn.Flatten())
         encoder += _dense(flat, hidden, activation, batch_norm) if hidden else []
         encoder += [Heads(hidden or flat, bottleneck, heads), BottleneckActivation(bottleneck_activation, temperature)]
+        self.overcluster = LogitsLinear(hidden or flat, overcluster) if overcluster else None
 
         decoder: list[nn.Module] = _dense_from(bottleneck * heads, hidden, flat, activation, batch_norm)
         decoder.append(nn.Unflatten(1, (channels[-1], sizes[-1], sizes[-1])))
@@ -219,6 +242,7 @@ class MLPAutoencoder(Autoencoder):
         bottleneck_activation: str = "softmax",
         temperature: float = 1.0,
         heads: int = 1,
+        overcluster: int = 0,
         image_size: int = 28,
     ):
         super().__init__()
@@ -228,6 +252,7 @@ class MLPAutoencoder(Autoencoder):
             encoder += _dense(w_in, w_out, activation, batch_norm)
             encoder += [nn.Dropout(dropout)] if dropout > 0 else []
         encoder += [Heads(widths[-1], bottleneck, heads), BottleneckActivation(bottleneck_activation, temperature)]
+        self.overcluster = LogitsLinear(widths[-1], overcluster) if overcluster else None
         decoder: list[nn.Module] = []
         back = [bottleneck * heads] + widths[::-1]
         for w_in, w_out in zip(back[:-2], back[1:-1]):

@@ -93,7 +93,7 @@ def encode(model: Autoencoder, split: Split, batch_size: int, with_recon: bool) 
     for start in range(0, len(split), batch_size):
         x = split.batch(torch.arange(start, min(start + batch_size, len(split)), device=split.images.device))
         if with_recon:  # the decoder reads every head's code; the scored code is the selected head's
-            _, every_code, recon = model.parts(x)
+            _, every_code, recon, _ = model.parts(x)
             code = every_code[:, model.heads.selected]
             squared_error += ((recon.float() - x) ** 2).sum(dtype=torch.float64)
         else:

@@ -83,6 +83,12 @@ BAD = [
     (["model.bottleneck_activation=relu"], "model.bottleneck_activation", "relu", "one of: softmax, sigmoid, none"),
     (["data.val_size=60000"], "data.val_size", 60000, "fewer than the 60000 training images"),
     (["data.subset=0"], "data.subset", 0, "an integer >= 1 or null"),
+    (["model=conv", "model.overcluster=-5"], "model.overcluster", -5, "an integer >= 0"),
+    (["model=conv", "model.overcluster=50", "loss.overcluster_weight=0"], "loss.overcluster_weight", 0,
+     "> 0 with model.overcluster=50"),
+    (["loss.overcluster_weight=-1"], "loss.overcluster_weight", -1, "a number >= 0"),
+    (["loss.views=0"], "loss.views", 0, "an integer >= 1"),
+    (["augment.erase=1"], "augment.erase", 1, "a number >= 0 and < 1"),
 ]
 
 

@@ -235,9 +235,9 @@ def test_higher_temperature_flattens_the_code_but_keeps_each_images_winner(image
 @pytest.mark.parametrize("model_class", MODELS)
 def test_under_bf16_autocast_the_logits_stay_float32_and_the_rest_is_bf16(images, model_class):
     model = model_class()
-    float32_logits, _, _ = model.parts(images)
+    float32_logits = model.parts(images).logits
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        logits, code, recon = model.parts(images)
+        logits, code, recon, _ = model.parts(images)
 
     assert (logits.dtype, code.dtype, recon.dtype) == (torch.float32, torch.float32, torch.bfloat16)
     # only the layers before the logits ran in bf16: the logits agree with float32 to bf16's ~3 digits
@@ -251,7 +251,8 @@ def test_under_bf16_autocast_the_logits_stay_float32_and_the_rest_is_bf16(images
 @pytest.mark.parametrize("model_class", [ConvAutoencoder, MLPAutoencoder])
 def test_every_head_is_trained_and_decoded_and_the_selected_one_is_the_encoders_output(images, model_class):
     model = model_class(heads=3).eval()
-    logits, code, recon = model.parts(images)
+    logits, code, recon, overcluster = model.parts(images)
+    assert overcluster is None  # no over-clustering head unless asked for
     assert logits.shape == code.shape == (BATCH, 3, 10)
     assert recon.shape == (BATCH, 1, 28, 28)
     assert torch.allclose(code.sum(dim=-1), torch.ones(BATCH, 3))  # each head a softmax of its own
@@ -267,3 +268,25 @@ def test_one_head_has_the_blog_models_parameter_count_and_each_more_head_adds_it
     one, three = ConvAutoencoder(heads=1), ConvAutoencoder(heads=3)
     added = count_parameters(three) - count_parameters(one)
     assert added == 2 * (128 * 10 + 10) + 2 * 10 * 128  # two more heads, and the decoder reads 20 more inputs
+
+
+# ---------------------------------------------------------------- over-clustering head
+
+
+@pytest.mark.parametrize("model_class", [ConvAutoencoder, MLPAutoencoder])
+def test_the_overclustering_head_reads_the_heads_features_and_changes_neither_the_code_nor_the_decoder(
+        images, model_class):
+    torch.manual_seed(0)
+    plain = model_class(heads=2).eval()
+    torch.manual_seed(0)
+    wide = model_class(heads=2, overcluster=50).eval()
+    wide.load_state_dict({**plain.state_dict(), **{f"overcluster.{k}": v for k, v in wide.overcluster.state_dict().items()}})
+
+    parts, wide_parts = plain.parts(images), wide.parts(images)
+    assert wide_parts.overcluster.shape == (BATCH, 50)
+    for name in ("logits", "code", "recon"):  # the scored heads and the reconstruction do not see it
+        assert torch.equal(getattr(parts, name), getattr(wide_parts, name))
+    features = wide.encoder[:-2](images)
+    assert torch.equal(wide_parts.overcluster, wide.overcluster(features))
+    hidden = 128 if model_class is ConvAutoencoder else 256
+    assert count_parameters(wide) - count_parameters(plain) == hidden * 50 + 50  # one Linear(features, 50)
