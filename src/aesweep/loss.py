@@ -52,7 +52,7 @@ class CompositeLoss:
     def __init__(self, loss_cfg, augment: BatchAugment):
         self.cfg = loss_cfg
         self.augment = augment
-        self.needs_view = loss_cfg.consistency_weight > 0 or loss_cfg.iic_weight > 0 or loss_cfg.overcluster_weight > 0
+        self.needs_view = loss_cfg.consistency_weight > 0 or loss_cfg.iic_weight > 0  # or an over-clustering head
 
     def ramp(self, epoch: int) -> float:
         """Factor on the clustering terms: 0 in the first epoch of a warm-up, 1 once it is over."""
@@ -88,7 +88,7 @@ class CompositeLoss:
             per_head["entropy"] = entropy(p).mean(dim=0)
         if cfg.balance_weight > 0:
             per_head["balance"] = math.log(p.shape[-1]) - entropy(p.mean(dim=0))
-        if self.needs_view:  # each view term is its mean over `views` augmented copies of the batch
+        if self.needs_view or overclustering:  # each view term is its mean over `views` augmented copies
             per_view: dict[str, list[torch.Tensor]] = {"consistency": [], "iic": [], "overcluster": []}
             for _ in range(cfg.views):
                 view = self.augment(x) if self.augment.active else x

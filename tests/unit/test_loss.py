@@ -84,3 +84,19 @@ def test_with_two_views_each_view_term_is_its_mean_over_two_augmented_copies():
     assert terms["iic"].item() == pytest.approx(sum(iic) / 2, rel=1e-5)
     assert terms["consistency"].item() == pytest.approx(sum(consistency) / 2, rel=1e-5)
     assert terms["overcluster"].item() == pytest.approx(sum(overcluster) / 2, rel=1e-5)
+
+
+def test_without_view_terms_or_an_overclustering_head_no_augmented_view_is_computed():
+    class CountingAugment(BatchAugment):
+        calls = 0
+
+        def __call__(self, images):
+            CountingAugment.calls += 1
+            return super().__call__(images)
+
+    x = torch.rand(8, 1, 28, 28)
+    entropy_only = loss_config(iic_weight=0.0, entropy_weight=1.0, overcluster_weight=1.0)
+    CompositeLoss(entropy_only, CountingAugment(rotation=20.0))(ConvAutoencoder(heads=1), x)
+    assert CountingAugment.calls == 0  # overcluster_weight acts only on a model with that head
+    CompositeLoss(entropy_only, CountingAugment(rotation=20.0))(ConvAutoencoder(heads=1, overcluster=20), x)
+    assert CountingAugment.calls == 1
