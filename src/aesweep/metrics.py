@@ -146,6 +146,14 @@ def score_assignments(
     }
 
 
+def cluster_entropy(clusters: ArrayLike, n_clusters: int) -> float:
+    """Entropy (nats) of the share of images in each cluster: log(n_clusters) when the clusters are equal in
+    size, lower as some grow at the others' expense. It needs no label."""
+    counts = np.bincount(_as_ids(clusters, "clusters", n_clusters), minlength=n_clusters)
+    shares = counts[counts > 0] / counts.sum()
+    return float(-(shares * np.log(shares)).sum())
+
+
 class Readout(Protocol):
     """Turns bottleneck activations z [N, width] into cluster ids [N].
 

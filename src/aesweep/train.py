@@ -117,6 +117,7 @@ class Scorer:
         clusters = self.readout.fit(codes).assign(codes)
         labels = self.splits.train.labels.cpu().numpy()
         self.fit_confusion = M.confusion_matrix(clusters, labels, self.n_clusters)
+        self.fit_cluster_entropy = M.cluster_entropy(clusters, self.n_clusters)
         self.majority_map = M.fit_cluster_to_label_map(self.fit_confusion)
         self.one_to_one_map = M.fit_one_to_one_map(self.fit_confusion)
         return self._score(clusters, labels, recon_mse)
@@ -224,7 +225,7 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
             losses["selected_head"] = select_head(model, losses)
         scorer.fit(model)
         val, _ = scorer.score(model, splits.val)
-        row = {"epoch": epoch + 1, **losses, "lr": step.lr,
+        row = {"epoch": epoch + 1, **losses, "lr": step.lr, "fit.cluster_entropy": scorer.fit_cluster_entropy,
                **{f"val.{k}": v for k, v in val.items()}, "seconds": time.perf_counter() - started}
         history.append(row)
         tracker.log_epoch(row)

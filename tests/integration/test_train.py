@@ -19,8 +19,8 @@ from aesweep.train import run
 
 
 METRIC_KEYS = ["mapped_acc", "hungarian_acc", "nmi", "ari", "clusters_used", "recon_mse"]
-HISTORY_COLUMNS = ["epoch", "loss", "loss.recon", "lr", "val.mapped_acc", "val.hungarian_acc", "val.nmi", "val.ari",
-                   "val.clusters_used", "val.recon_mse", "seconds"]
+HISTORY_COLUMNS = ["epoch", "loss", "loss.recon", "lr", "fit.cluster_entropy", "val.mapped_acc", "val.hungarian_acc",
+                   "val.nmi", "val.ari", "val.clusters_used", "val.recon_mse", "seconds"]
 
 
 def strict_json(path):

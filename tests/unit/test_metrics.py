@@ -12,6 +12,7 @@ import pytest
 
 from aesweep.metrics import (
     UNMAPPED,
+    cluster_entropy,
     confusion_matrix,
     fit_cluster_to_label_map,
     fit_one_to_one_map,
@@ -329,3 +330,10 @@ def test_kmeans_readout_refuses_to_assign_before_fit():
 def test_an_unknown_readout_is_a_programming_error_the_schema_keeps_users_from():
     with pytest.raises(ValueError, match="unknown readout 'spectral'"):
         make_readout("spectral", n_clusters=10, seed=0)
+
+
+def test_cluster_entropy_is_log_k_for_equal_clusters_and_lower_when_one_grows():
+    assert cluster_entropy([0, 1, 2, 3] * 5, 4) == pytest.approx(math.log(4))
+    # shares 0.5, 0.25, 0.25 (one unit unused): -(0.5 ln 0.5 + 2 * 0.25 ln 0.25) = 1.5 ln 2
+    assert cluster_entropy([0, 0, 1, 2], 4) == pytest.approx(1.5 * math.log(2))
+    assert cluster_entropy([3, 3, 3], 4) == 0.0
