@@ -11,7 +11,7 @@ source "$(dirname "$0")/common.sh"
 OUT=${OUT:-outputs/reference/tracking-overhead-cpu}; HERE=outputs/sweeps/tracking-overhead; ROUNDS=${ROUNDS:-3}
 rm -rf "$HERE"; mkdir -p "$OUT" "$HERE"
 echo "round,logger,seconds,cpu_seconds" > "$HERE/times.csv"
-echo "logger,cpu_seconds,seconds" > "$HERE/trackers.csv"
+echo "logger,cpu_seconds,writer_cpu_seconds,seconds" > "$HERE/trackers.csv"
 
 sweep() {  # round, logger: one smoke sweep in a study of its own; its wall time and CPU time go into times.csv
   local round=$1 logger=$2 extra=()
@@ -40,7 +40,7 @@ done
 # wall time of 4 trials' trackers (start, the 2 epochs' rows, finish) fed with the records of the none-1 sweep.
 for logger in none mlflow tensorboard; do
   "$PY" - "$logger" "$HERE" <<'PYTHON'
-import json, sys, time
+import json, resource, sys, time
 from pathlib import Path
 import pandas as pd
 import aesweep.train  # noqa: F401  (torch, pandas, scikit-learn, hydra: what a job has loaded before its tracker)
@@ -63,8 +63,12 @@ for n, cfg in enumerate(configs):
     for row in pd.read_csv(source / "history.csv").to_dict("records"):
         tracker.log_epoch(row)
     tracker.finish(json.loads((source / "metrics.json").read_text()), sorted(source.glob("*.png")))
+cpu_run = time.process_time() - cpu
+tracking.stop_writer()  # the MLflow writer's work: waited for here, its CPU in RUSAGE_CHILDREN
+writer_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(here / "trackers.csv", "a") as table:
-    table.write(f"{logger},{time.process_time() - cpu:.3f},{time.perf_counter() - wall:.3f}\n")
+    table.write(f"{logger},{cpu_run:.3f},{writer_cpu.ru_utime + writer_cpu.ru_stime:.3f},"
+                f"{time.perf_counter() - wall:.3f}\n")
 PYTHON
 done
 
@@ -86,10 +90,11 @@ text = "\n".join(["| logger | wall seconds (rounds in turn) | median | ratio to 
                   f"CPU: {model}, {os.cpu_count()} cores; {len(times)} sweeps."])
 trackers = pd.read_csv(sys.argv[1].replace("times.csv", "trackers.csv"))
 text += "\n\n" + "\n".join(["4 trials' trackers alone (in one process, as the basic launcher runs a sweep's jobs):", "",
-                             "| logger | CPU seconds | wall seconds | CPU share of none's median sweep |",
-                             "|---|---|---|---|",
-                             *[f"| {t.logger} | {t.cpu_seconds:.2f} | {t.seconds:.2f} | {t.cpu_seconds / cpu['none']:.1%} |"
-                               for t in trackers.itertuples()]])
+                             "| logger | CPU seconds in the run's process | in the MLflow writer | wall seconds "
+                             "(writer waited for) | run-process CPU share of none's median sweep |",
+                             "|---|---|---|---|---|",
+                             *[f"| {t.logger} | {t.cpu_seconds:.2f} | {t.writer_cpu_seconds:.2f} | {t.seconds:.2f} | "
+                               f"{t.cpu_seconds / cpu['none']:.1%} |" for t in trackers.itertuples()]])
 open(f"{out}/times.md", "w").write(text + "\n")
 times.to_csv(f"{out}/times.csv", index=False)
 trackers.to_csv(f"{out}/trackers.csv", index=False)

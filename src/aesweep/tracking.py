@@ -8,27 +8,33 @@ mlflow       one MLflow run per run, in a SQLite tracking store under outputs/ (
              `history/<column>` at step = epoch, the record's final numbers under their metric paths
              (`val.mapped_acc`, `test.nmi`, `seconds`), the PNGs as artifacts. A sweep's runs are nested under
              one parent run per study (the run learns its study and trial from `cfg.trial`); a pruned run ends
-             KILLED, a diverged one FAILED.
+             KILLED, a diverged one FAILED, one whose process died FAILED. A writer process beside the run
+             makes the MLflow calls (`WriterProcess`), so the run never imports mlflow.
 tensorboard  event files in the run folder: each epoch's row as scalars `history/<column>`, and the config as
              hyperparameters with the final numbers as their metrics, so TensorBoard's HParams view compares
              the trials of `tensorboard --logdir outputs/sweeps/<sweep>/<time>`.
 
 Tracking observes a run and never decides it: a tracker that fails logs one warning and the run goes on.
-Nothing is imported for `logger=none`. MLflow costs ~1.8 s of CPU once per process (importing it and opening
-its store), TensorBoard ~0.1 s; each run's logging adds tens of milliseconds
+Nothing is imported for `logger=none`. TensorBoard costs ~0.1 s of CPU once per process; MLflow ~3 s (importing
+it and opening its store) and ~0.1 s a run, all of it in the writer process
 (outputs/reference/tracking-overhead-cpu/).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import json
 import logging
 import math
 import os
+import subprocess
+import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -43,6 +49,8 @@ HISTORY_PREFIX = "history/"  # per-epoch values, apart from the record's final n
 MLFLOW_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "diverged": "FAILED"}
 MLFLOW_PARAMS_PER_CALL = 100  # MLflow's limit for one log_batch
 SWEEP_ROLE = "sweep"  # tag aesweep.role of the parent run a study's runs are nested under
+WRITER_NICENESS = 10  # the MLflow writer yields the CPU to training
+WRITER_EXIT_SECONDS = 60.0  # how long a process that ends waits for its MLflow writer (a server away retries)
 
 
 class Tracker:
@@ -142,71 +150,193 @@ class _Tracking(Tracker):
 
 
 class MLflowTracker(_Tracking):
+    """Hands each step of the run to this process's MLflow writer (`WriterProcess`) and goes on at once."""
+
     kind = "mlflow"
 
     def open(self) -> None:
-        # Offline tracking: MLflow would otherwise send usage telemetry from a thread of its own.
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        settings, cwd = self.cfg.logger, Path.cwd()
+        self.key = uuid.uuid4().hex
+        tags = {"aesweep.run_dir": str(self.out_dir), "aesweep.seed": str(self.cfg.seed)}
+        sweep = None
+        if self.cfg.trial.study_name is not None:
+            sweep = {"study": self.cfg.trial.study_name, "storage": str(self.cfg.trial.storage)}
+            tags.update({"aesweep.study": sweep["study"], "aesweep.trial": str(self.cfg.trial.trial_number)})
+        writer().send({"run": self.key, "open": {
+            "uri": resolved(settings.tracking_uri, cwd), "experiment": settings.experiment,
+            "artifact_location": (cwd / settings.artifact_location).resolve().as_uri(),
+            "run_name": run_name(self.cfg, self.out_dir), "tags": tags, "sweep": sweep,
+            "params": {key: str(value) for key, value in hyperparameters(self.cfg).items()}}})
+
+    def write_epoch(self, row: Mapping[str, Any]) -> None:
+        writer().send({"run": self.key, "step": int(row["epoch"]), "metrics": epoch_metrics(row)})
+
+    def close(self, result: Mapping[str, Any], files: Sequence[Path]) -> None:
+        writer().send({"run": self.key, "step": int(result.get("epochs") or 0), "metrics": final_metrics(result),
+                       "finish": {"status": str(result.get("status")), "files": [str(path) for path in files]}})
+
+
+class WriterProcess:
+    """The process that does a process's MLflow work, fed JSON lines through a pipe.
+
+    Importing mlflow and opening its store cost ~3 s of CPU, each run's calls ~0.1 s
+    (outputs/reference/tracking-overhead-cpu/); done here they would hold up the training loop. The writer
+    runs beside it, niced, in a session of its own (Ctrl-C on the sweep does not cut a record short), and this
+    process waits for it only when it exits, so a sweep ends with every run tracked. Runs the writer never saw
+    finish (their process killed) end FAILED when the pipe closes.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.process = subprocess.Popen([sys.executable, "-m", "aesweep.tracking"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, start_new_session=True)
+        self.syncs = 0
+        atexit.register(self.close)
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    def sync(self) -> None:
+        """Wait until the writer has done everything sent so far."""
+        self.syncs += 1
+        self.send({"sync": self.syncs})
+        while self.process.stdout.readline().strip() not in (str(self.syncs), ""):
+            pass
+
+    def close(self, timeout: float = WRITER_EXIT_SECONDS) -> None:
+        """Close the pipe and wait for the writer to finish what it was sent."""
+        if self.process.stdin.closed:
+            return
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("logger=mlflow: still writing after %.0f s; it finishes in the background (pid %d)",
+                        timeout, self.process.pid)
+
+
+_writer: WriterProcess | None = None
+
+
+def writer() -> WriterProcess:
+    """This process's MLflow writer, started by its first MLflow run (a forked child starts its own)."""
+    global _writer
+    if _writer is None or _writer.pid != os.getpid() or _writer.process.poll() is not None:
+        _writer = WriterProcess()
+    return _writer
+
+
+def stop_writer() -> None:
+    """Wait for this process's MLflow writer to finish what it was sent, and end it (a next run starts another)."""
+    global _writer
+    if _writer is not None and _writer.pid == os.getpid():
+        _writer.close()
+    _writer = None
+
+
+class MLflowWriter:
+    """The writer process's side: each message's MLflow calls; a run whose call fails warns once and is
+    dropped, the others go on."""
+
+    def __init__(self) -> None:
+        self.clients: dict[str, Any] = {}
+        self.runs: dict[str, dict[str, Any]] = {}
+
+    def handle(self, message: Mapping[str, Any]) -> None:
+        key = message["run"]
+        if "open" in message:
+            self.runs[key] = {"name": message["open"]["run_name"], "id": None}
+        run = self.runs.get(key)
+        if run is None or run.get("failed"):
+            return
+        try:
+            if "open" in message:
+                self.open(run, message["open"])
+            if "metrics" in message:
+                self.log_metrics(run, message["metrics"], message["step"])
+            if "finish" in message:
+                self.finish(run, **message["finish"])
+                del self.runs[key]
+        except Exception as error:  # a store or server away must not cost the other runs
+            run["failed"] = True
+            log.warning("logger=mlflow: run %s is not fully tracked: %s", run["name"], one_line(error))
+
+    def open(self, run: dict[str, Any], spec: Mapping[str, Any]) -> None:
         from mlflow import MlflowClient
         from mlflow.entities import Param
 
-        settings = self.cfg.logger
-        uri = resolved(settings.tracking_uri, Path.cwd())
-        self.database = local_file(uri) if uri.startswith("sqlite:") else None
-        if self.database is not None:
-            self.database.parent.mkdir(parents=True, exist_ok=True)
-        self.client = client = MlflowClient(tracking_uri=uri)
-        experiment = client.get_experiment_by_name(settings.experiment)
-        if experiment is not None:
-            experiment_id = experiment.experiment_id
-        else:
-            artifacts = Path(settings.artifact_location)
-            experiment_id = client.create_experiment(
-                settings.experiment, artifact_location=(Path.cwd() / artifacts).resolve().as_uri())
-        tags = {"aesweep.run_dir": str(self.out_dir), "aesweep.seed": str(self.cfg.seed)}
-        self.parent_id = None
-        if self.cfg.trial.study_name is not None:
-            self.parent_id = self._sweep_run(experiment_id)
-            tags.update({"mlflow.parentRunId": self.parent_id, "aesweep.study": self.cfg.trial.study_name,
-                         "aesweep.trial": str(self.cfg.trial.trial_number)})
-        self.run_id = client.create_run(experiment_id, run_name=run_name(self.cfg, self.out_dir), tags=tags).info.run_id
-        params = [Param(key, str(value)) for key, value in hyperparameters(self.cfg).items()]
+        uri = spec["uri"]
+        database = local_file(uri) if uri.startswith("sqlite:") else None
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
+        # Under a lock beside the database: the writers of a sweep's workers open a new store (MLflow makes its
+        # tables), its experiment and the study's parent run at the same moment.
+        with _file_lock(database.with_name(database.name + ".lock") if database else None):
+            run["client"] = client = self.clients.setdefault(uri, MlflowClient(tracking_uri=uri))
+            experiment = client.get_experiment_by_name(spec["experiment"])
+            experiment_id = (experiment.experiment_id if experiment is not None else client.create_experiment(
+                spec["experiment"], artifact_location=spec["artifact_location"]))
+            run["parent"] = None if spec["sweep"] is None else self.sweep_run(client, experiment_id, **spec["sweep"])
+        tags = dict(spec["tags"])
+        if run["parent"] is not None:
+            tags["mlflow.parentRunId"] = run["parent"]
+        run["id"] = client.create_run(experiment_id, run_name=spec["run_name"], tags=tags).info.run_id
+        params = [Param(key, value) for key, value in spec["params"].items()]
         for first in range(0, len(params), MLFLOW_PARAMS_PER_CALL):
-            client.log_batch(self.run_id, params=params[first:first + MLFLOW_PARAMS_PER_CALL])
+            client.log_batch(run["id"], params=params[first:first + MLFLOW_PARAMS_PER_CALL])
 
-    def _sweep_run(self, experiment_id: str) -> str:
-        """The parent run of this run's study, made by the first of its runs (under a lock beside the database,
-        since runs of one sweep start at once)."""
-        study, storage = self.cfg.trial.study_name, str(self.cfg.trial.storage)
-        with _file_lock(self.database.with_name(self.database.name + ".lock") if self.database else None):
-            found = self.client.search_runs(
-                [experiment_id], max_results=1, order_by=["attributes.start_time ASC"],
-                filter_string=f"tags.`aesweep.role` = '{SWEEP_ROLE}' AND tags.`aesweep.study` = '{study}' "
-                              f"AND tags.`aesweep.storage` = '{storage}'")
-            if found:
-                return found[0].info.run_id
-            tags = {"aesweep.role": SWEEP_ROLE, "aesweep.study": study, "aesweep.storage": storage}
-            return self.client.create_run(experiment_id, run_name=study, tags=tags).info.run_id
+    @staticmethod
+    def sweep_run(client: Any, experiment_id: str, study: str, storage: str) -> str:
+        """The parent run of a study, made by the first of its runs."""
+        found = client.search_runs(
+            [experiment_id], max_results=1, order_by=["attributes.start_time ASC"],
+            filter_string=f"tags.`aesweep.role` = '{SWEEP_ROLE}' AND tags.`aesweep.study` = '{study}' "
+                          f"AND tags.`aesweep.storage` = '{storage}'")
+        if found:
+            return found[0].info.run_id
+        tags = {"aesweep.role": SWEEP_ROLE, "aesweep.study": study, "aesweep.storage": storage}
+        return client.create_run(experiment_id, run_name=study, tags=tags).info.run_id
 
-    def write_epoch(self, row: Mapping[str, Any]) -> None:
+    @staticmethod
+    def log_metrics(run: dict[str, Any], metrics: Mapping[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
-        now, step = int(time.time() * 1000), int(row["epoch"])
-        self.client.log_batch(self.run_id, metrics=[Metric(key, value, now, step)
-                                                    for key, value in epoch_metrics(row).items()])
+        now = int(time.time() * 1000)
+        run["client"].log_batch(run["id"], metrics=[Metric(key, value, now, step) for key, value in metrics.items()])
 
-    def close(self, result: Mapping[str, Any], files: Sequence[Path]) -> None:
-        from mlflow.entities import Metric
-
-        now, step = int(time.time() * 1000), int(result.get("epochs") or 0)
-        self.client.log_batch(self.run_id, metrics=[Metric(key, value, now, step)
-                                                    for key, value in final_metrics(result).items()])
-        self.client.set_tag(self.run_id, "aesweep.status", str(result.get("status")))
+    @staticmethod
+    def finish(run: dict[str, Any], status: str, files: Sequence[str]) -> None:
+        client = run["client"]
+        client.set_tag(run["id"], "aesweep.status", status)
         for path in files:
-            self.client.log_artifact(self.run_id, str(path))
-        self.client.set_terminated(self.run_id, MLFLOW_STATUS.get(str(result.get("status")), "FAILED"))
-        if self.parent_id is not None:  # the sweep's run ends with its latest trial
-            self.client.set_terminated(self.parent_id, "FINISHED")
+            client.log_artifact(run["id"], path)
+        client.set_terminated(run["id"], MLFLOW_STATUS.get(status, "FAILED"))
+        if run["parent"] is not None:  # the sweep's run ends with its latest trial
+            client.set_terminated(run["parent"], "FINISHED")
+
+    def end_unfinished(self) -> None:
+        """Runs whose process ended before their record: FAILED, status "interrupted"."""
+        for run in self.runs.values():
+            if run.get("id") is not None and not run.get("failed"):
+                with contextlib.suppress(Exception):
+                    run["client"].set_tag(run["id"], "aesweep.status", "interrupted")
+                    run["client"].set_terminated(run["id"], "FAILED")
+
+
+def serve(lines: Iterable[str], replies: TextIO) -> None:
+    """The writer process: handle each JSON line until the pipe closes; answer each sync with its number."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline: no usage telemetry thread
+    mlflow_writer = MLflowWriter()
+    for line in lines:
+        message = json.loads(line)
+        if "sync" in message:
+            replies.write(f"{message['sync']}\n")
+            replies.flush()
+        else:
+            mlflow_writer.handle(message)
+    mlflow_writer.end_unfinished()
 
 
 class TensorBoardTracker(_Tracking):
@@ -242,3 +372,9 @@ def _file_lock(path: Path | None) -> Iterator[None]:
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # closing the file releases it
         yield
+
+
+if __name__ == "__main__":  # the MLflow writer process (WriterProcess)
+    logging.basicConfig(format="%(message)s", level=logging.WARNING)
+    os.nice(WRITER_NICENESS)
+    serve(sys.stdin, sys.stdout)

@@ -101,6 +101,26 @@ def test_mlflow_params_are_the_trials_config_and_the_pictures_its_artifacts(mlfl
         assert Path(local).read_bytes() == (run_dir / "confusion.png").read_bytes()
 
 
+def test_mlflow_tracks_every_run_of_a_sweep_whose_jobs_run_in_joblib_workers(tmp_path):
+    """Each worker process has a writer of its own; the sweep command ends with every run written."""
+    from mlflow import MlflowClient
+
+    done = train_py("-m", "sweep=smoke", "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=smoke-joblib",
+                    f"hydra.sweeper.storage={tmp_path / 'journal.log'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                    "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2", "trainer.threads=1",
+                    "logger=mlflow", f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+                    f"logger.artifact_location={tmp_path / 'mlartifacts'}")
+    assert done.returncode == 0, done.stderr
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("aesweep").experiment_id],
+                              filter_string="tags.`aesweep.trial` != ''")
+    assert sorted((r.info.run_name, r.info.status) for r in runs) == [("trial-0", "FINISHED"), ("trial-1", "FINISHED")]
+    for child in runs:
+        record = record_of(tmp_path / "sweep" / child.data.tags["aesweep.trial"])
+        assert child.data.metrics["test.mapped_acc"] == record["test"]["mapped_acc"]
+
+
 # ---------------------------------------------------------------------------------------------- TensorBoard
 
 

@@ -1,6 +1,9 @@
 """Experiment tracking chosen by the `logger` group: off by default, what a run's parameters and metrics are, and
 that a tracker which fails never fails the run."""
 
+import subprocess
+import sys
+
 import pytest
 from helpers import compose_config
 
@@ -49,28 +52,41 @@ def test_final_metrics_are_the_records_finite_numbers_and_epoch_metrics_the_hist
                                                                                    "history/val.nmi": 0.1}
 
 
-def test_a_tracker_that_cannot_open_warns_once_and_the_run_goes_on(tmp_path, caplog):
+@pytest.fixture
+def writer_of_this_test():
+    """An MLflow writer process started inside the test, so that its warnings reach the test's captured stderr;
+    stopped (everything sent written) when the test asks or ends."""
+    tracking.stop_writer()
+    yield tracking.stop_writer
+    tracking.stop_writer()
+
+
+def mlflow_warnings(capfd):
+    return [line for line in capfd.readouterr().err.splitlines() if line.startswith("logger=mlflow")]
+
+
+def test_a_tracker_that_cannot_open_warns_once_and_the_run_goes_on(tmp_path, capfd, writer_of_this_test):
     not_a_folder = tmp_path / "a-file"
     not_a_folder.write_text("")
     cfg = compose_config("logger=mlflow", f"logger.tracking_uri=sqlite:///{not_a_folder}/db/mlflow.db")
 
-    tracker = tracking.start(cfg, tmp_path)
+    tracker = tracking.start(cfg, tmp_path / "run-1")
     tracker.log_epoch({"epoch": 1, "loss": 0.5})
     tracker.finish({"status": "completed", "epochs": 1}, [])
+    writer_of_this_test()
 
-    warnings = [r.getMessage() for r in caplog.records if "logger=mlflow" in r.getMessage()]
-    assert len(warnings) == 1
-    assert warnings[0].startswith("logger=mlflow: this run is not fully tracked: ")
-    assert str(not_a_folder) in warnings[0]
+    (warning,) = mlflow_warnings(capfd)
+    assert warning.startswith("logger=mlflow: run run-1 is not fully tracked: ")
+    assert str(not_a_folder) in warning
 
 
-def test_a_store_that_is_not_a_database_warns_once_and_the_next_run_is_tracked(
-        tmp_path, caplog):
+def test_a_store_that_is_not_a_database_warns_once_and_the_next_run_is_tracked(tmp_path, capfd, writer_of_this_test):
     from mlflow import MlflowClient
 
     not_sqlite = tmp_path / "text.db"
     not_sqlite.write_text("not a database")
-    broken = tracking.start(compose_config("logger=mlflow", f"logger.tracking_uri=sqlite:///{not_sqlite}"), tmp_path)
+    broken = tracking.start(compose_config("logger=mlflow", f"logger.tracking_uri=sqlite:///{not_sqlite}"),
+                            tmp_path / "broken")
     broken.log_epoch({"epoch": 1, "loss": 0.5})
     broken.finish({"status": "completed", "epochs": 1}, [])
 
@@ -78,11 +94,49 @@ def test_a_store_that_is_not_a_database_warns_once_and_the_next_run_is_tracked(
     tracked = tracking.start(compose_config("logger=mlflow", f"logger.tracking_uri={uri}"), tmp_path / "run")
     tracked.log_epoch({"epoch": 1, "loss": 0.5})
     tracked.finish({"status": "completed", "epochs": 1, "val": {"mapped_acc": 0.75}}, [])
+    writer_of_this_test()
 
-    warnings = [r.getMessage() for r in caplog.records if "logger=mlflow" in r.getMessage()]
-    assert len(warnings) == 1
-    assert warnings[0].startswith("logger=mlflow: this run is not fully tracked: ") and "not a database" in warnings[0]
+    (warning,) = mlflow_warnings(capfd)
+    assert warning.startswith("logger=mlflow: run broken is not fully tracked: ") and "not a database" in warning
     client = MlflowClient(tracking_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("aesweep").experiment_id])
     assert run.data.metrics == {"history/loss": 0.5, "val.mapped_acc": 0.75, "epochs": 1.0}
     assert (run.info.status, run.info.run_name) == ("FINISHED", "run")
+
+
+def test_a_run_whose_process_ends_before_its_record_ends_failed_in_mlflow(tmp_path, writer_of_this_test):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = tracking.start(compose_config("logger=mlflow", f"logger.tracking_uri={uri}"), tmp_path / "cut-short")
+    tracker.log_epoch({"epoch": 1, "loss": 0.5})
+    writer_of_this_test()  # the pipe closes as when the run's process dies: no finish was sent
+
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("aesweep").experiment_id])
+    assert (run.info.status, run.data.tags["aesweep.status"]) == ("FAILED", "interrupted")
+    assert run.data.metrics == {"history/loss": 0.5}
+
+
+def test_the_runs_own_process_never_imports_mlflow(tmp_path):
+    """MLflow's import and store (~3 s of CPU) belong to the writer process, beside the training loop."""
+    script = f"""
+import sys
+from pathlib import Path
+from aesweep import tracking
+from aesweep.train import checked_config
+cfg, _ = checked_config(["logger=mlflow", "logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"])
+tracker = tracking.start(cfg, Path("{tmp_path / 'run'}"))
+tracker.log_epoch({{"epoch": 1, "loss": 0.5}})
+tracker.finish({{"status": "completed", "epochs": 1}}, [])
+tracking.stop_writer()
+print("mlflow imported:", "mlflow" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+
+    assert done.stdout.strip() == "mlflow imported: False", done.stderr
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("aesweep").experiment_id])
+    assert (run.info.status, run.data.metrics) == ("FINISHED", {"history/loss": 0.5, "epochs": 1.0})
