@@ -214,6 +214,8 @@ class AugmentSchema:
 @dataclass
 class TrainerSchema:
     epochs: int = key(integer(1))
+    n_init: int = key(integer(1))
+    init_epochs: int = key(integer(1))
     batch_size: int = key(integer(1))
     grad_clip: Optional[float] = key(number(0, low_open=True, nullable=True))
     compile: bool = key(boolean())
@@ -355,6 +357,10 @@ def cross_key_problem(cfg: DictConfig) -> ConfigError | None:
         if isinstance(value, ListConfig) and len(value) != len(cfg.model.channels):
             return ConfigError(f"model.{per_layer}", list(value),
                                f"a list of {len(cfg.model.channels)} integers, one per entry of model.channels")
+    if cfg.trainer.n_init > 1 and cfg.trainer.init_epochs > cfg.trainer.epochs:
+        return ConfigError("trainer.init_epochs", cfg.trainer.init_epochs,
+                           f"at most trainer.epochs={cfg.trainer.epochs} (each initialisation's epochs are the "
+                           "first epochs of the run that goes on)")
     if cfg.model.get("overcluster", 0) and cfg.loss.overcluster_weight == 0:
         return ConfigError("loss.overcluster_weight", cfg.loss.overcluster_weight,
                            f"> 0 with model.overcluster={cfg.model.overcluster} (that head is trained by this "

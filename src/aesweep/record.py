@@ -11,6 +11,8 @@ A record is a JSON object:
     confusion       {"fit": [[...]], "test": [[...]]}: cluster x class counts the scores are computed from
     mapping         cluster -> class, fitted on the training split (-1: a cluster no training image fell in)
     params, epochs, epochs_planned, seconds, device, seed, versions
+    inits           with trainer.n_init > 1: per initialisation {"seed", "fit_cluster_entropy",
+                    "val_mapped_acc", "chosen"} after its trainer.init_epochs epochs; else null
     trial           {"study_name", "number"} when a sweep ran it, else null
 
 `aesweep.train.run` writes it (`write`), and the sweeper, `aesweep collect/compare`, the benches and the

@@ -154,6 +154,64 @@ def select_head(model: Autoencoder, losses: dict[str, float]) -> int:
     return chosen
 
 
+def train_and_score_epoch(step: TrainingStep, splits: Splits, cfg: DictConfig, epoch: int, generator, progress,
+                          scorer: Scorer, started: float) -> dict:
+    """One epoch, then the history row: the loss terms, the label-free fit.cluster_entropy and the validation
+    scores; a row {"diverged": reason} when a loss is no longer finite."""
+    losses = train_one_epoch(step, splits, cfg, epoch, generator, progress)
+    if not all(math.isfinite(v) for v in losses.values()):
+        return {"diverged": f"loss became {losses['loss']} in epoch {epoch + 1}"}
+    if step.model.heads.heads > 1:
+        losses["selected_head"] = select_head(step.model, losses)
+    scorer.fit(step.model)
+    val, _ = scorer.score(step.model, splits.val)
+    return {"epoch": epoch + 1, **losses, "lr": step.lr, "fit.cluster_entropy": scorer.fit_cluster_entropy,
+            **{f"val.{k}": v for k, v in val.items()}, "seconds": time.perf_counter() - started}
+
+
+def init_seed(seed: int, init: int) -> int:
+    """The seed of initialisation `init`: the run's own for the first (so trainer.n_init=1 is the run it always
+    was), one drawn from (seed, init) for the others, never another run's."""
+    return seed if init == 0 else int(np.random.SeedSequence([seed, init]).generate_state(1)[0])
+
+
+def best_init(first: TrainingStep, cfg: DictConfig, splits: Splits, device: torch.device, scorer: Scorer, progress,
+              started: float) -> tuple[TrainingStep, torch.Generator, list[dict], list[dict] | None]:
+    """trainer.n_init initialisations, each trained trainer.init_epochs epochs; the one whose clusters share the
+    training images most evenly (highest fit.cluster_entropy, no label used) goes on.
+
+    Why: a run that ends with two digits in one cluster, or with a style of a digit (sevens with a bar) in
+    another digit's, has clusters of less even sizes, already after its first epoch
+    (outputs/reference/full-data-cpu/). Returns the chosen step, its shuffling generator, the history rows
+    it has trained, and each initialisation's seed and scores (None when n_init is 1)."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    if cfg.trainer.n_init == 1:
+        return first, generator, [], None
+    best, inits = None, []
+    for init in range(cfg.trainer.n_init):
+        seed = init_seed(cfg.seed, init)
+        if init > 0:
+            seed_everything(seed)
+            first, generator = build_training(cfg, splits, device), torch.Generator().manual_seed(seed)
+        rows: list[dict] = []
+        for epoch in range(cfg.trainer.init_epochs):
+            rows.append(train_and_score_epoch(first, splits, cfg, epoch, generator, progress, scorer, started))
+            if "diverged" in rows[-1]:
+                break
+        entropy = -math.inf if "diverged" in rows[-1] else rows[-1]["fit.cluster_entropy"]
+        inits.append({"seed": seed, "fit_cluster_entropy": entropy if math.isfinite(entropy) else None,
+                      "val_mapped_acc": rows[-1].get("val.mapped_acc")})
+        log.info("initialisation %d/%d (seed %d): fit.cluster_entropy %.5f val.mapped_acc %s", init + 1,
+                 cfg.trainer.n_init, seed, entropy, rows[-1].get("val.mapped_acc"))
+        if best is None or entropy > best[0]:
+            best = (entropy, init, first, generator, rows)
+    _, chosen, step, generator, rows = best
+    for init, scores in enumerate(inits):
+        scores["chosen"] = init == chosen
+    log.info("initialisation %d/%d goes on", chosen + 1, cfg.trainer.n_init)
+    return step, generator, rows, inits
+
+
 def train_one_epoch(step: TrainingStep, splits: Splits, cfg: DictConfig, epoch: int, generator,
                     progress) -> dict[str, float]:
     """One pass over the training split in shuffled batches; returns the mean of each loss term."""
@@ -208,30 +266,27 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
     scorer = Scorer(cfg, splits)
     reporter = _reporter(cfg)
     tracker = tracking.start(cfg, out_dir)
-    generator = torch.Generator().manual_seed(cfg.seed)
     progress = _progress(cfg, multirun)
     log.info("%s on %s: %d parameters, %d train / %d val / %d test images",
              type(model).__name__, device, params, len(splits.train), len(splits.val), len(splits.test))
 
+    step, generator, trained, inits = best_init(step, cfg, splits, device, scorer, progress, started)
+    model = step.model
     history: list[dict] = []
     status, reason = "completed", None
     for epoch in range(cfg.trainer.epochs):
-        losses = train_one_epoch(step, splits, cfg, epoch, generator, progress)
-        if not all(math.isfinite(v) for v in losses.values()):
-            status, reason = "diverged", f"loss became {losses['loss']} in epoch {epoch + 1}"
+        row = trained[epoch] if epoch < len(trained) else train_and_score_epoch(
+            step, splits, cfg, epoch, generator, progress, scorer, started)
+        if "diverged" in row:
+            status, reason = "diverged", row["diverged"]
             log.warning("run diverged: %s", reason)
             break
-        if model.heads.heads > 1:
-            losses["selected_head"] = select_head(model, losses)
-        scorer.fit(model)
-        val, _ = scorer.score(model, splits.val)
-        row = {"epoch": epoch + 1, **losses, "lr": step.lr, "fit.cluster_entropy": scorer.fit_cluster_entropy,
-               **{f"val.{k}": v for k, v in val.items()}, "seconds": time.perf_counter() - started}
         history.append(row)
         tracker.log_epoch(row)
         write_csv_atomic(out_dir / "history.csv", pd.DataFrame(history))
         log.info("epoch %d/%d loss %.4f val.mapped_acc %.4f val.nmi %.3f clusters %d (%.1fs)", epoch + 1,
-                 cfg.trainer.epochs, losses["loss"], val["mapped_acc"], val["nmi"], val["clusters_used"], row["seconds"])
+                 cfg.trainer.epochs, row["loss"], row["val.mapped_acc"], row["val.nmi"], row["val.clusters_used"],
+                 row["seconds"])
         val_metrics = {k: v for k, v in row.items() if k.startswith("val.")}
         if reporter is not None and reporter.report(epoch + 1, val_metrics, last=epoch + 1 == cfg.trainer.epochs):
             status, reason = "pruned", f"pruned after epoch {epoch + 1}"
@@ -258,7 +313,7 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
             torch.save(model.state_dict(), out_dir / "model.pt")
     result.update(
         params=params, epochs=len(history), epochs_planned=cfg.trainer.epochs,
-        seconds=round(time.perf_counter() - started, 3), device=str(device), seed=cfg.seed,
+        seconds=round(time.perf_counter() - started, 3), device=str(device), seed=cfg.seed, inits=inits,
         versions=_versions(),
         trial=None if cfg.trial.study_name is None else {"study_name": cfg.trial.study_name,
                                                           "number": cfg.trial.trial_number},

@@ -15,7 +15,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from aesweep.metrics import UNMAPPED, fit_cluster_to_label_map, fit_one_to_one_map
 from aesweep.model import BlogAutoencoder
-from aesweep.train import run
+from aesweep.train import init_seed, run
 
 
 METRIC_KEYS = ["mapped_acc", "hungarian_acc", "nmi", "ari", "clusters_used", "recon_mse"]
@@ -205,6 +205,33 @@ def test_different_seed_gives_a_different_run(tiny_runs):
     (first, first_history), (other, other_history) = tiny_runs["first"], tiny_runs["other"]
     assert first_history["loss"][0] != other_history["loss"][0]
     assert {k: first[k] for k in SCORED} != {k: other[k] for k in SCORED}
+
+
+def test_with_n_init_the_initialisation_whose_clusters_are_most_even_goes_on(tmp_path, mnist_root):
+    metrics = run(compose_config(*TINY, "trainer.epochs=2", "trainer.n_init=3", "trainer.init_epochs=1"), tmp_path)
+    history = pd.read_csv(tmp_path / "history.csv")
+
+    inits = metrics["inits"]
+    assert [init["seed"] for init in inits] == [0, init_seed(0, 1), init_seed(0, 2)]
+    entropies = [init["fit_cluster_entropy"] for init in inits]
+    assert len(set(entropies)) == 3 and all(0 < e <= np.log(10) for e in entropies)
+    chosen = int(np.argmax(entropies))
+    assert [init["chosen"] for init in inits] == [i == chosen for i in range(3)]
+    # the chosen initialisation's first epoch is the run's first epoch; the run goes on from it
+    assert list(history["epoch"]) == [1, 2] and metrics["epochs"] == 2
+    assert history["fit.cluster_entropy"][0] == entropies[chosen]
+    assert history["val.mapped_acc"][0] == inits[chosen]["val_mapped_acc"]
+
+
+def test_initialisation_seeds_are_the_runs_own_then_ones_no_other_run_uses():
+    assert init_seed(7, 0) == 7
+    drawn = {init_seed(seed, init) for seed in range(100) for init in range(1, 5)}
+    assert len(drawn) == 400 and not drawn & set(range(100))
+
+
+def test_a_single_initialisation_is_the_run_as_before(tiny_runs):
+    first, _ = tiny_runs["first"]
+    assert first["inits"] is None
 
 
 # ---------------------------------------------------------------- divergence

@@ -89,6 +89,9 @@ BAD = [
     (["loss.overcluster_weight=-1"], "loss.overcluster_weight", -1, "a number >= 0"),
     (["loss.views=0"], "loss.views", 0, "an integer >= 1"),
     (["augment.erase=1"], "augment.erase", 1, "a number >= 0 and < 1"),
+    (["trainer.n_init=0"], "trainer.n_init", 0, "an integer >= 1"),
+    (["trainer.n_init=3", "trainer.epochs=2", "trainer.init_epochs=3"], "trainer.init_epochs", 3,
+     "at most trainer.epochs=2"),
 ]
 
 
