@@ -21,8 +21,9 @@ declare -A CHANGE=(  # variant -> the overrides it adds to the recipe
   [balance-8]="loss.balance_weight=8.0"
   [balance-16]="loss.balance_weight=16.0"
   [lambda-3]="loss.iic_lambda=3.0"
+  [n-init-3]="trainer.n_init=3"
 )
-read -ra VARIANTS <<< "${VARIANTS:-recipe overcluster-50 cosine views-2 erase-0.3 erase-0.45 erase-band balance-8 balance-16 lambda-3}"
+read -ra VARIANTS <<< "${VARIANTS:-recipe overcluster-50 cosine views-2 erase-0.3 erase-0.45 erase-band balance-8 balance-16 lambda-3 n-init-3}"
 read -ra IMAGES <<< "${IMAGES:-8000 20000}"
 for images in "${IMAGES[@]}"; do
   for name in "${VARIANTS[@]}"; do
