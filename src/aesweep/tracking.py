@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -188,21 +188,13 @@ class WriterProcess:
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.process = subprocess.Popen([sys.executable, "-m", "aesweep.tracking"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, start_new_session=True)
-        self.syncs = 0
+        self.process = subprocess.Popen([sys.executable, "-m", "aesweep.tracking"], stdin=subprocess.PIPE, text=True,
+                                        start_new_session=True)
         atexit.register(self.close)
 
     def send(self, message: Mapping[str, Any]) -> None:
         self.process.stdin.write(json.dumps(message) + "\n")
         self.process.stdin.flush()
-
-    def sync(self) -> None:
-        """Wait until the writer has done everything sent so far."""
-        self.syncs += 1
-        self.send({"sync": self.syncs})
-        while self.process.stdout.readline().strip() not in (str(self.syncs), ""):
-            pass
 
     def close(self, timeout: float = WRITER_EXIT_SECONDS) -> None:
         """Close the pipe and wait for the writer to finish what it was sent."""
@@ -274,7 +266,9 @@ class MLflowWriter:
         # Under a lock beside the database: the writers of a sweep's workers open a new store (MLflow makes its
         # tables), its experiment and the study's parent run at the same moment.
         with _file_lock(database.with_name(database.name + ".lock") if database else None):
-            run["client"] = client = self.clients.setdefault(uri, MlflowClient(tracking_uri=uri))
+            if uri not in self.clients:
+                self.clients[uri] = MlflowClient(tracking_uri=uri)
+            run["client"] = client = self.clients[uri]
             experiment = client.get_experiment_by_name(spec["experiment"])
             experiment_id = (experiment.experiment_id if experiment is not None else client.create_experiment(
                 spec["experiment"], artifact_location=spec["artifact_location"]))
@@ -325,17 +319,12 @@ class MLflowWriter:
                     run["client"].set_terminated(run["id"], "FAILED")
 
 
-def serve(lines: Iterable[str], replies: TextIO) -> None:
-    """The writer process: handle each JSON line until the pipe closes; answer each sync with its number."""
+def serve(lines: Iterable[str]) -> None:
+    """The writer process: handle each JSON line until the pipe closes, then end the runs left unfinished."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline: no usage telemetry thread
     mlflow_writer = MLflowWriter()
     for line in lines:
-        message = json.loads(line)
-        if "sync" in message:
-            replies.write(f"{message['sync']}\n")
-            replies.flush()
-        else:
-            mlflow_writer.handle(message)
+        mlflow_writer.handle(json.loads(line))
     mlflow_writer.end_unfinished()
 
 
@@ -377,4 +366,4 @@ def _file_lock(path: Path | None) -> Iterator[None]:
 if __name__ == "__main__":  # the MLflow writer process (WriterProcess)
     logging.basicConfig(format="%(message)s", level=logging.WARNING)
     os.nice(WRITER_NICENESS)
-    serve(sys.stdin, sys.stdout)
+    serve(sys.stdin)
