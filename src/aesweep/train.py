@@ -180,10 +180,10 @@ def best_init(first: TrainingStep, cfg: DictConfig, splits: Splits, device: torc
     """trainer.n_init initialisations, each trained trainer.init_epochs epochs; the one whose clusters share the
     training images most evenly (highest fit.cluster_entropy, no label used) goes on.
 
-    Why: a run that ends with two digits in one cluster, or with a style of a digit (sevens with a bar) in
-    another digit's, has clusters of less even sizes, already after its first epoch
-    (outputs/reference/full-data-cpu/). Returns the chosen step, its shuffling generator, the history rows
-    it has trained, and each initialisation's seed and scores (None when n_init is 1)."""
+    Why: on all of MNIST a run that ends with two digits in one cluster, or with a style of a digit (sevens with
+    a bar) in another digit's, ends with clusters of less even sizes, and mostly shows it after a few epochs
+    (outputs/reference/full-data-cpu/). Returns the chosen step, its shuffling generator, the history rows it
+    has trained, and each initialisation's seed and scores (None when n_init is 1)."""
     generator = torch.Generator().manual_seed(cfg.seed)
     if cfg.trainer.n_init == 1:
         return first, generator, [], None
