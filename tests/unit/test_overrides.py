@@ -35,7 +35,7 @@ def test_command_line_check_lets_valid_overrides_and_flags_through():
 @pytest.mark.parametrize(
     "arguments, key, allowed",
     [
-        (["trainer.epoch=3"], "trainer.epoch", "did you mean trainer.epochs? write +trainer.epoch=3 to add a new key"),
+        (["trainer.epoch=3"], "trainer.epoch", "did you mean trainer.epochs, trainer.init_epochs? write +trainer.epoch=3 to add a new key"),
         (["modle=conv"], "modle", "did you mean model?"),
         (["model.dropout=0.1"], "model.dropout", "model=blog has no dropout (model=conv, mlp has)"),
         (["optimizer=adam", "optimizer.momentum=0.9"], "optimizer.momentum",
