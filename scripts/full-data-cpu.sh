@@ -5,6 +5,7 @@
 #   bash scripts/full-data-cpu.sh                                (15 epochs, seeds 40-44: about 70 minutes)
 #   EPOCHS=10 SEEDS=20,21,22,23,24 bash scripts/full-data-cpu.sh (the 10-epoch folder: about 45 minutes)
 #   EPOCHS=10 SEEDS=20,21,22,23,24 CHANGE=model.heads=10 NAME=epochs-10-heads-10 bash scripts/full-data-cpu.sh
+# Each seed's metrics.json and history.csv are copied into the folder.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 EPOCHS=${EPOCHS:-15}; SEEDS=${SEEDS:-40,41,42,43,44}; NAME=${NAME:-epochs-$EPOCHS}; read -ra CHANGE <<< "${CHANGE:-}"
@@ -25,4 +26,5 @@ import pandas as pd
 out = Path(sys.argv[1])
 for _, run in pd.read_csv(out / "runs.csv").iterrows():
     shutil.copy(Path(run["run_dir"]) / "metrics.json", out / f"metrics_seed{int(run['seed'])}.json")
+    shutil.copy(Path(run["run_dir"]) / "history.csv", out / f"history_seed{int(run['seed'])}.csv")
 PYTHON
