@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import entropy
 
 SEVEN = 7
 
@@ -33,8 +34,7 @@ for folder in map(Path, sys.argv[1:]):
         assert abs(accuracy - record["test"]["mapped_acc"]) < 1e-9, path
         accuracies.append(accuracy * 100)
         sevens_elsewhere = int(confusion[mapping != SEVEN, SEVEN].sum())
-        shares = np.array(record["confusion"]["fit"]).sum(axis=1) / np.array(record["confusion"]["fit"]).sum()
-        last = -sum(p * np.log(p) for p in shares if p > 0)
+        last = entropy(np.array(record["confusion"]["fit"]).sum(axis=1))  # the images in each cluster
         history = folder / f"history_seed{seed}.csv"
         first = f"{pd.read_csv(history)['fit.cluster_entropy'][0]:.5f}" if history.exists() else ""
         inits = ", ".join(f"{i['fit_cluster_entropy']:.5f}{'*' if i['chosen'] else ''}"

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import linear_sum_assignment
+from scipy.stats import entropy
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
@@ -149,9 +150,7 @@ def score_assignments(
 def cluster_entropy(clusters: ArrayLike, n_clusters: int) -> float:
     """Entropy (nats) of the share of images in each cluster: log(n_clusters) when the clusters are equal in
     size, lower as some grow at the others' expense. It needs no label."""
-    counts = np.bincount(_as_ids(clusters, "clusters", n_clusters), minlength=n_clusters)
-    shares = counts[counts > 0] / counts.sum()
-    return float(-(shares * np.log(shares)).sum())
+    return float(entropy(np.bincount(_as_ids(clusters, "clusters", n_clusters), minlength=n_clusters)))
 
 
 class Readout(Protocol):
