@@ -172,13 +172,21 @@ def waiting_out_outages(operation: Any) -> Any:
     import functools
 
     from optuna.exceptions import StorageInternalError
-    from sqlalchemy.exc import DBAPIError, OperationalError
+    from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
     def unreachable(error: BaseException) -> DBAPIError | None:
-        """The database error behind `error` when it says the server was out of reach (Optuna wraps it)."""
-        cause = error.__cause__ if isinstance(error, StorageInternalError) else error
-        if isinstance(cause, OperationalError) or getattr(cause, "connection_invalidated", False):
-            return cause
+        """The database error behind `error` when it says the server was out of reach, else None.
+
+        Optuna wraps it in a StorageInternalError; and when the connection dies while SQLAlchemy loads a
+        query's related rows, what surfaces is a PendingRollbackError raised in the handling of the lost
+        connection. Both are followed back to the OperationalError (or invalidated connection) behind them.
+        """
+        seen: set[int] = set()
+        while error is not None and id(error) not in seen:
+            seen.add(id(error))
+            if isinstance(error, OperationalError) or getattr(error, "connection_invalidated", False):
+                return error
+            error = error.__cause__ or error.__context__
         return None
 
     @functools.wraps(operation)
@@ -187,7 +195,7 @@ def waiting_out_outages(operation: Any) -> Any:
         while True:
             try:
                 return operation(*args, **kwargs)
-            except (DBAPIError, StorageInternalError) as error:
+            except (SQLAlchemyError, StorageInternalError) as error:
                 cause = unreachable(error)
                 if cause is None or time.monotonic() > deadline:
                     raise

@@ -57,3 +57,29 @@ def test_an_error_that_is_not_an_outage_is_raised_at_once(tmp_path, monkeypatch)
     with pytest.raises(Exception, match="during the commit"):
         trial.suggest_float("lr", 0.1, 0.2)
     assert sleeps == []
+
+
+def test_a_pending_rollback_left_by_a_lost_connection_is_waited_out(monkeypatch):
+    """What a restart mid-query surfaces: Optuna's StorageInternalError from SQLAlchemy's PendingRollbackError,
+    raised while handling the OperationalError of the dropped connection."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import OperationalError, PendingRollbackError
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(storage_module.time, "sleep", sleeps.append)
+    calls: list[int] = []
+
+    def read_trials() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            try:
+                try:
+                    raise OperationalError("SELECT", {}, sqlite3.OperationalError("terminating connection"))
+                except OperationalError:
+                    raise PendingRollbackError("Can't reconnect until invalid transaction is rolled back")
+            except PendingRollbackError as error:
+                raise StorageInternalError("An exception is raised during the commit.") from error
+        return "trials"
+
+    assert storage_module.waiting_out_outages(read_trials)() == "trials"
+    assert len(calls) == 2 and sleeps == [0.5]
