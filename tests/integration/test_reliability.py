@@ -303,23 +303,17 @@ def test_the_same_seeded_sweep_twice_proposes_the_same_params_and_gets_the_same_
 
 
 def test_the_same_seeded_train_py_sweep_twice_gets_identical_params_and_metrics(tmp_path, mnist_root):
-    records = []
-    for run in ("a", "b"):
-        result = train_py(
-            "-m",
-            "sweep=smoke",
-            f"data.root={mnist_root}",
-            "data.subset=256",
-            "trainer.epochs=1",
-            "device=cpu",
-            "hydra.sweeper.n_trials=2",
-            f"hydra.sweeper.storage={tmp_path / run / 'journal.log'}",
-            f"hydra.sweep.dir={tmp_path / run / 's'}",
-            timeout=240,
-        )
+    def sweep(run: str) -> subprocess.CompletedProcess:
+        return train_py("-m", "sweep=smoke", f"data.root={mnist_root}", "data.subset=256", "trainer.epochs=1",
+                        "device=cpu", "hydra.sweeper.n_trials=2",
+                        f"hydra.sweeper.storage={tmp_path / run / 'journal.log'}",
+                        f"hydra.sweep.dir={tmp_path / run / 's'}", timeout=240)
+
+    with ThreadPoolExecutor(2) as pool:  # both at once: same results, whatever else runs beside them
+        results = list(pool.map(sweep, ("a", "b")))
+    for result in results:
         assert result.returncode == 0, result.stderr[-3000:]
-        records.append(study_record(str(tmp_path / run / "journal.log"), "smoke"))
-    first, second = records
+    first, second = (study_record(str(tmp_path / run / "journal.log"), "smoke") for run in ("a", "b"))
     assert [state for _, state, *_ in first] == ["COMPLETE", "COMPLETE"]
     assert first[0][2] != first[1][2]  # two different proposals...
     assert second == first  # ...replayed exactly, with bit-identical metrics

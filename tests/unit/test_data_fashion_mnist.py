@@ -155,7 +155,8 @@ def test_prepare_from_mnists_files_writes_nothing(mnist_root, tmp_path, capsys):
     source = tmp_path / "mnist-gz"
     source.mkdir()
     for name in FASHION_MNIST_MD5:  # the right names and format, other images
-        (source / f"{name}.gz").write_bytes(gzip.compress((mnist_root / "MNIST" / "raw" / name).read_bytes()))
+        raw = (mnist_root / "MNIST" / "raw" / name).read_bytes()
+        (source / f"{name}.gz").write_bytes(gzip.compress(raw, compresslevel=1))  # level 9 takes ~15 s here
 
     assert prepare_error(capsys, tmp_path / "root", "--source", str(source)) == (
         f"aesweep data: error: --source='{source}' does not hold the official Fashion-MNIST "
