@@ -12,7 +12,7 @@ grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx|fma|amx)' | tr '\
 "${AESWEEP[@]}" bench dispatch --sweep default --override data.subset=3000 --trials 8 --slots 2 --pairs 3 \
   --out "$OUT/dispatch.csv"
 # One seed per trial, pruned from the first epoch on: the profile the barrier costs most on (a pruned trial's
-# slot waits for a whole trial beside it); sweep=default before it searched over seeds ran this way.
+# slot waits for a whole trial beside it), as in any search that ranks trials by one run.
 "${AESWEEP[@]}" bench dispatch --sweep default --override 'hydra.sweeper.seeds=[0]' \
   --override hydra.sweeper.pruner.n_warmup_steps=0 --override data.subset=8000 --trials 16 --slots 2 --pairs 3 \
   --out "$OUT/dispatch-one-seed.csv"
