@@ -4,9 +4,11 @@
 # and at make sweep's 20,000 images x 6 epochs. One torch thread per run, two runs at a time.
 #   bash scripts/recipe-ingredients-cpu.sh                       (from the repository root; about 45 minutes)
 #   VARIANTS="cosine" IMAGES=20000 bash scripts/recipe-ingredients-cpu.sh   (only these, then the table of all run so far)
+#   VARIANTS="recipe ema-0.99" IMAGES=20000 HERE=outputs/sweeps/ingredients-ema \
+#     OUT=outputs/reference/recipe-ingredients-cpu/ema bash scripts/recipe-ingredients-cpu.sh   (a table of its own)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-OUT=${OUT:-outputs/reference/recipe-ingredients-cpu}; HERE=outputs/sweeps/ingredients; mkdir -p "$OUT"
+OUT=${OUT:-outputs/reference/recipe-ingredients-cpu}; HERE=${HERE:-outputs/sweeps/ingredients}; mkdir -p "$OUT"
 RECIPE=(model=conv optimizer=adam loss=iic trainer.epochs=6 trainer.threads=1 model.heads=5
         loss.recon_weight=0.3 loss.entropy_weight=1.0 loss.balance_weight=4.0 loss.consistency_weight=1.5
         augment.rotation=25.0 trainer.save_weights=false)
@@ -22,6 +24,7 @@ declare -A CHANGE=(  # variant -> the overrides it adds to the recipe
   [balance-16]="loss.balance_weight=16.0"
   [lambda-3]="loss.iic_lambda=3.0"
   [n-init-3]="trainer.n_init=3"
+  [ema-0.99]="trainer.ema_decay=0.99"
 )
 read -ra VARIANTS <<< "${VARIANTS:-recipe overcluster-50 cosine views-2 erase-0.3 erase-0.45 erase-band balance-8 balance-16 lambda-3 n-init-3}"
 read -ra IMAGES <<< "${IMAGES:-8000 20000}"

@@ -218,6 +218,7 @@ class TrainerSchema:
     init_epochs: int = key(integer(1))
     batch_size: int = key(integer(1))
     grad_clip: Optional[float] = key(number(0, low_open=True, nullable=True))
+    ema_decay: Optional[float] = key(number(0, 1, low_open=True, high_open=True, nullable=True))
     compile: bool = key(boolean())
     compile_mode: str = key(choice("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"))
     cuda_graph: Any = key(AUTO_OR_BOOL)

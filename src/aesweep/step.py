@@ -10,6 +10,7 @@ reconstruction alone).
 
 from __future__ import annotations
 
+import copy
 import logging
 from contextlib import nullcontext
 
@@ -95,6 +96,43 @@ def cuda_graph_blocker(cfg: DictConfig, optimizer: torch.optim.Optimizer, device
     return None
 
 
+class WeightAverage:
+    """An exponential moving average of the model's weights and float buffers (BatchNorm's statistics), the
+    weights that are scored when trainer.ema_decay is set.
+
+    Why: the weights of the last step carry the noise of its last batches; their average over the last few
+    hundred steps maps more images to their digit's cluster (+0.5 points of test mapped accuracy on the sweep's
+    recipe, outputs/reference/recipe-ingredients-cpu) without changing what training does. The decay warms
+    up as min(decay, (1 + t) / (10 + t)) after t updates, so the average is not dominated by the
+    initialisation in the first epochs (which the pruner and trainer.n_init's choice judge). Written here
+    rather than with torch's AveragedModel, which would average the integer buffers (the selected head) and
+    has no warm-up without reading its device-side count on every step.
+    """
+
+    def __init__(self, model: Autoencoder, decay: float):
+        self.model = copy.deepcopy(model)
+        # a compiled `parts` is bound to the trained model: the average runs its own, uncompiled
+        vars(self.model).pop("parts", None)
+        self.decay, self.updates = decay, 0
+        averaged, trained = self.model.state_dict(), model.state_dict()  # tensors sharing the models' storage
+        self.floats = [(averaged[k], trained[k]) for k in averaged if averaged[k].is_floating_point()]
+        self.others = [(averaged[k], trained[k]) for k in averaged if not averaged[k].is_floating_point()]
+
+    def update(self) -> None:
+        """Move the average towards the trained weights after an optimizer step."""
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.updates += 1
+        with torch.no_grad():
+            torch._foreach_lerp_([a for a, _ in self.floats], [t for _, t in self.floats], 1.0 - decay)
+        self.copy_others()
+
+    def copy_others(self) -> None:
+        """Integer buffers (the selected head, BatchNorm's batch count) are the trained model's."""
+        with torch.no_grad():
+            for averaged, trained in self.others:
+                averaged.copy_(trained)
+
+
 class TrainingStep:
     """One optimisation step (forward, loss, backward, clip, optimizer, lr schedule) on one batch.
 
@@ -118,6 +156,8 @@ class TrainingStep:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_x: torch.Tensor | None = None
         self.warm_steps = 0
+        decay = cfg.trainer.ema_decay
+        self.average = WeightAverage(model, decay) if decay is not None else None
         blocker = cuda_graph_blocker(cfg, optimizer, device)
         wanted = cfg.trainer.cuda_graph
         if wanted is True and blocker:
@@ -136,6 +176,15 @@ class TrainingStep:
                 group["lr"] = torch.tensor(float(group["lr"]), device=self.device)  # the schedule fill_()s it
             elif "capturable" in group:
                 group["capturable"] = True
+
+    @property
+    def scored_model(self) -> Autoencoder:
+        """The weights that are scored, pictured and saved: their moving average with trainer.ema_decay,
+        else the trained ones."""
+        if self.average is None:
+            return self.model
+        self.average.copy_others()  # the head chosen after the epoch's last step
+        return self.average.model
 
     @property
     def lr(self) -> float:
@@ -161,6 +210,8 @@ class TrainingStep:
             self._side_stream_step(x)
         else:
             self._capture(x)
+        if self.average is not None:
+            self.average.update()
         self.schedule.step()
 
     def _forward_backward_update(self, x: torch.Tensor) -> None:

@@ -163,8 +163,8 @@ def train_and_score_epoch(step: TrainingStep, splits: Splits, cfg: DictConfig, e
         return {"diverged": f"loss became {losses['loss']} in epoch {epoch + 1}"}
     if step.model.heads.heads > 1:
         losses["selected_head"] = select_head(step.model, losses)
-    scorer.fit(step.model)
-    val, _ = scorer.score(step.model, splits.val)
+    scorer.fit(step.scored_model)
+    val, _ = scorer.score(step.scored_model, splits.val)
     return {"epoch": epoch + 1, **losses, "lr": step.lr, "fit.cluster_entropy": scorer.fit_cluster_entropy,
             **{f"val.{k}": v for k, v in val.items()}, "seconds": time.perf_counter() - started}
 
@@ -271,7 +271,6 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
              type(model).__name__, device, params, len(splits.train), len(splits.val), len(splits.test))
 
     step, generator, trained, inits = best_init(step, cfg, splits, device, scorer, progress, started)
-    model = step.model
     history: list[dict] = []
     status, reason = "completed", None
     for epoch in range(cfg.trainer.epochs):
@@ -301,6 +300,7 @@ def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
         # skipping the refit, test scoring, pictures and weights is part of what pruning saves.
         result["val"] = {k.removeprefix("val."): v for k, v in history[-1].items() if k.startswith("val.")}
     elif status == "completed":
+        model = step.scored_model
         fit = scorer.fit(model, with_recon=True)
         val, _ = scorer.score(model, splits.val)
         test, test_confusion = scorer.score(model, splits.test)

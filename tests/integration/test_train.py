@@ -15,7 +15,8 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from aesweep.metrics import UNMAPPED, fit_cluster_to_label_map, fit_one_to_one_map
 from aesweep.model import BlogAutoencoder
-from aesweep.train import init_seed, run
+from aesweep.data import load_splits
+from aesweep.train import Scorer, init_seed, run
 
 
 METRIC_KEYS = ["mapped_acc", "hungarian_acc", "nmi", "ari", "clusters_used", "recon_mse"]
@@ -232,6 +233,25 @@ def test_initialisation_seeds_are_the_runs_own_then_ones_no_other_run_uses():
 def test_a_single_initialisation_is_the_run_as_before(tiny_runs):
     first, _ = tiny_runs["first"]
     assert first["inits"] is None
+
+
+def test_with_ema_decay_training_is_unchanged_and_the_scored_and_saved_weights_are_its_average(tiny_runs, tmp_path,
+                                                                                          mnist_root):
+    plain, plain_history = tiny_runs["first"]
+    cfg = compose_config(*TINY, "trainer.ema_decay=0.9", "trainer.save_weights=true")
+    averaged = run(cfg, tmp_path)
+    history = pd.read_csv(tmp_path / "history.csv")
+    losses = [column for column in plain_history.columns if column.startswith("loss")]
+    pd.testing.assert_frame_equal(history[losses], plain_history[losses])  # the same steps were taken
+    assert averaged["confusion"]["test"] != plain["confusion"]["test"]  # other weights were scored
+
+    model = BlogAutoencoder()
+    model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    splits = load_splits(cfg.data, torch.device("cpu"))
+    scorer = Scorer(cfg, splits)
+    scorer.fit(model)
+    rescored, _ = scorer.score(model, splits.test)
+    assert rescored == pytest.approx(averaged["test"], rel=1e-9)  # model.pt holds the weights the run scored
 
 
 # ---------------------------------------------------------------- divergence
