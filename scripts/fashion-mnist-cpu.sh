@@ -4,7 +4,7 @@
 #   1. the blog's recipe (sweep=baseline), seeds 0-2;
 #   2. the MNIST recipe that make sweep found then ($OUT/mnist-recipe.yaml, its best.yaml), unchanged, seeds 10-12;
 #   3. sweep=default searched on Fashion-MNIST as make sweep searches MNIST (each trial over seeds 0-2, its
-#      value the worst seed; a 17-minute box) and its best trial confirmed on fresh seeds 10-12; the sweep's
+#      value the worst seed; a 16-minute box) and its best trial confirmed on fresh seeds 10-12; the sweep's
 #      summary states its gain over 1., kept in the same storage.
 # Each part's run records (with their confusion matrices) and a README with test mapped accuracy, Hungarian
 # accuracy and NMI (mean +- sd), the commands, the machine and the date go to $OUT.
