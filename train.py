@@ -20,7 +20,6 @@ from omegaconf import DictConfig
 
 from aesweep.overrides import check_command_line
 from aesweep.errors import AesweepError, ConfigError
-from aesweep.train import run
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
@@ -28,6 +27,11 @@ def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    # Imported here, after Hydra has composed and the sweeper has started: torch, scikit-learn and SciPy take ~4 s
+    # to import, a refused command line needs none of them, and a sweep's MLflow writer starts meanwhile on the
+    # other core (aesweep.tracking.prepare).
+    from aesweep.train import run
+
     try:
         result = run(cfg, out_dir, multirun=multirun)
     except AesweepError as exc:

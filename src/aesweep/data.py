@@ -24,12 +24,15 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from aesweep.errors import DataError, one_line
 from aesweep.io import write_bytes_atomic, writing_to
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: the config's checks read DATASETS without its ~2 s
+    import torch
 
 # The four raw files, named alike in MNIST and Fashion-MNIST (which was made as its drop-in replacement).
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -248,6 +251,8 @@ class Splits:
 
 def read_idx(path: Path) -> torch.Tensor:
     """An IDX file of unsigned bytes (images or labels) as a uint8 tensor of its shape."""
+    import torch
+
     raw = np.fromfile(path, dtype=np.uint8)
     (magic,) = struct.unpack(">I", raw[:4].tobytes())
     if magic not in (IDX_UBYTE_IMAGES, IDX_UBYTE_LABELS):
@@ -309,6 +314,8 @@ def load_splits(data_cfg, device: torch.device) -> Splits:
     train_labels = read_idx(folder / "train-labels-idx1-ubyte")
     test_images = read_idx(folder / "t10k-images-idx3-ubyte")
     test_labels = read_idx(folder / "t10k-labels-idx1-ubyte")
+
+    import torch
 
     generator = torch.Generator().manual_seed(int(data_cfg.split_seed))
     order = torch.randperm(len(train_labels), generator=generator)

@@ -16,7 +16,8 @@ tensorboard  event files in the run folder: each epoch's row as scalars `history
 
 Tracking observes a run and never decides it: a tracker that fails logs one warning and the run goes on.
 Nothing is imported for `logger=none`. TensorBoard costs ~0.1 s of CPU once per process; MLflow ~3 s (importing
-it and opening its store) and ~0.1 s a run, all of it in the writer process
+it and opening its store) and ~0.1 s a run, all of it in the writer process, which a sweep starts as soon as its
+settings are checked (`prepare`), so that those 3 s run beside the sweep's own start-up on the other core
 (outputs/reference/tracking-overhead-cpu/).
 """
 
@@ -49,7 +50,7 @@ HISTORY_PREFIX = "history/"  # per-epoch values, apart from the record's final n
 MLFLOW_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "diverged": "FAILED"}
 MLFLOW_PARAMS_PER_CALL = 100  # MLflow's limit for one log_batch
 SWEEP_ROLE = "sweep"  # tag aesweep.role of the parent run a study's runs are nested under
-WRITER_NICENESS = 10  # the MLflow writer yields the CPU to training
+WRITER_NICENESS = 19  # the MLflow writer yields the CPU to training: it runs where training leaves a core idle
 WRITER_EXIT_SECONDS = 60.0  # how long a process that ends waits for its MLflow writer (a server away retries)
 
 
@@ -181,9 +182,10 @@ class WriterProcess:
 
     Importing mlflow and opening its store cost ~3 s of CPU, each run's calls ~0.1 s
     (outputs/reference/tracking-overhead-cpu/); done here they would hold up the training loop. The writer
-    runs beside it, niced, in a session of its own (Ctrl-C on the sweep does not cut a record short), and this
-    process waits for it only when it exits, so a sweep ends with every run tracked. Runs the writer never saw
-    finish (their process killed) end FAILED when the pipe closes.
+    runs beside it at the lowest priority, in a session of its own (Ctrl-C on the sweep does not cut a record
+    short), and this process waits for it only when it exits, so a sweep ends with every run tracked; the writer
+    then ends without the interpreter's teardown. Runs the writer never saw finish (their process killed) end
+    FAILED when the pipe closes.
     """
 
     def __init__(self) -> None:
@@ -220,6 +222,17 @@ def writer() -> WriterProcess:
     return _writer
 
 
+def prepare(cfg: DictConfig, open_store: bool) -> None:
+    """With logger=mlflow, start this process's writer now and have it import mlflow (and, with open_store, open
+    the store) before the first run needs them, so that those ~3 s of CPU overlap what comes before training
+    (opening the study, loading the data) instead of competing with it (outputs/reference/tracking-overhead-cpu/).
+    A sweep opens the store once its settings are checked; a run only imports, so that a run refused later (an
+    absent device or data) leaves no store behind."""
+    if cfg.logger.name == "mlflow":
+        uri = resolved(cfg.logger.tracking_uri, Path.cwd()) if open_store else None
+        writer().send({"prepare": {"uri": uri}})
+
+
 def stop_writer() -> None:
     """Wait for this process's MLflow writer to finish what it was sent, and end it (a next run starts another)."""
     global _writer
@@ -237,6 +250,15 @@ class MLflowWriter:
         self.runs: dict[str, dict[str, Any]] = {}
 
     def handle(self, message: Mapping[str, Any]) -> None:
+        if "prepare" in message:
+            # Preparing is an optimisation: a store that cannot be opened now is reported by the runs that
+            # use it, each once, as it would be without it.
+            with contextlib.suppress(Exception):
+                import mlflow  # noqa: F401 - the import alone is half of the writer's start-up
+
+                if message["prepare"]["uri"] is not None:
+                    self.client(message["prepare"]["uri"])
+            return
         key = message["run"]
         if "open" in message:
             self.runs[key] = {"name": message["open"]["run_name"], "id": None}
@@ -255,20 +277,23 @@ class MLflowWriter:
             run["failed"] = True
             log.warning("logger=mlflow: run %s is not fully tracked: %s", run["name"], one_line(error))
 
+    def client(self, uri: str) -> Any:
+        """The client of a tracking store, which opens the store (and on a new one makes MLflow's tables) once."""
+        if uri not in self.clients:
+            from mlflow import MlflowClient
+
+            database = local_file(uri) if uri.startswith("sqlite:") else None
+            if database is not None:
+                database.parent.mkdir(parents=True, exist_ok=True)
+            with _store_lock(uri):
+                self.clients[uri] = MlflowClient(tracking_uri=uri)
+        return self.clients[uri]
+
     def open(self, run: dict[str, Any], spec: Mapping[str, Any]) -> None:
-        from mlflow import MlflowClient
         from mlflow.entities import Param
 
-        uri = spec["uri"]
-        database = local_file(uri) if uri.startswith("sqlite:") else None
-        if database is not None:
-            database.parent.mkdir(parents=True, exist_ok=True)
-        # Under a lock beside the database: the writers of a sweep's workers open a new store (MLflow makes its
-        # tables), its experiment and the study's parent run at the same moment.
-        with _file_lock(database.with_name(database.name + ".lock") if database else None):
-            if uri not in self.clients:
-                self.clients[uri] = MlflowClient(tracking_uri=uri)
-            run["client"] = client = self.clients[uri]
+        run["client"] = client = self.client(spec["uri"])
+        with _store_lock(spec["uri"]):
             experiment = client.get_experiment_by_name(spec["experiment"])
             experiment_id = (experiment.experiment_id if experiment is not None else client.create_experiment(
                 spec["experiment"], artifact_location=spec["artifact_location"]))
@@ -348,6 +373,13 @@ class TensorBoardTracker(_Tracking):
         self.writer.close()
 
 
+def _store_lock(uri: str) -> contextlib.AbstractContextManager[None]:
+    """A lock beside a SQLite store: the writers of a sweep's workers open a new store (MLflow makes its tables),
+    its experiment and the study's parent run at the same moment."""
+    database = local_file(uri) if uri.startswith("sqlite:") else None
+    return _file_lock(database.with_name(database.name + ".lock") if database else None)
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path | None) -> Iterator[None]:
     """An exclusive lock on a file while inside; none where there is no file or no fcntl (Windows)."""
@@ -367,3 +399,7 @@ if __name__ == "__main__":  # the MLflow writer process (WriterProcess)
     logging.basicConfig(format="%(message)s", level=logging.WARNING)
     os.nice(WRITER_NICENESS)
     serve(sys.stdin)
+    # Everything sent is committed to the store. Skip the interpreter's teardown - mlflow's exit hooks and
+    # module cleanup, ~0.8 s of CPU - which the process that waits for this one would wait on.
+    sys.stderr.flush()
+    os._exit(0)

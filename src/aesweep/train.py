@@ -253,6 +253,7 @@ def _versions() -> dict[str, str]:
 def run(cfg: DictConfig, out_dir: str | Path, multirun: bool = False) -> dict:
     """Train and score one autoencoder; write metrics.json, history.csv, plots and weights into out_dir."""
     validate(cfg)
+    tracking.prepare(cfg, open_store=False)  # mlflow imports while the data loads
     out_dir = Path(out_dir)
     device = resolve_device(cfg.device)
     apply_process_settings(cfg.trainer)

@@ -4,12 +4,15 @@ Every case here fails before data loads or training starts (about 3 s of imports
 """
 
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import (
+    REPO,
+    SUBPROCESS_ENV,
     assert_one_error_line,
     compose_config,
     raw_root_with,
@@ -79,6 +82,17 @@ def test_config_mistake_is_one_error_line_with_exit_2_and_no_run_dir(refused, ov
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_a_command_line_refused_by_its_checks_never_imports_torch(tmp_path):
+    """The command line and the config are checked without torch, scikit-learn and SciPy (~4 s of imports)."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "train.py", "model.activation=swish",
+                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=REPO, env=SUBPROCESS_ENV,
+                            capture_output=True, text=True, timeout=120)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert result.returncode == 2 and {"hydra", "omegaconf", "numpy"} <= imported
+    assert not imported & {"torch", "sklearn", "scipy"}
+
+
 def test_cuda_without_a_gpu_is_one_error_line_with_exit_2(refused):
     result, run_dir, _ = refused["device=cuda"]
     assert_refused_in_one_line(result, run_dir, "device='cuda'", "no CUDA GPU", "device=cpu")

@@ -140,3 +140,32 @@ print("mlflow imported:", "mlflow" in sys.modules)
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("aesweep").experiment_id])
     assert (run.info.status, run.data.metrics) == ("FINISHED", {"history/loss": 0.5, "epochs": 1.0})
+
+
+def test_preparing_with_logger_none_starts_nothing(tmp_path, writer_of_this_test):
+    tracking.prepare(compose_config(), open_store=True)
+
+    assert tracking._writer is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_prepares_mlflow_by_opening_its_store_before_any_run(tmp_path, writer_of_this_test):
+    """The sweeper prepares once its settings are checked, so a store made then is one the sweep goes on to use."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking.prepare(compose_config("logger=mlflow", f"logger.tracking_uri={uri}"), open_store=True)
+    writer_of_this_test()
+
+    client = MlflowClient(tracking_uri=uri)  # MLflow's tables are there: it reads the store without making them
+    assert [experiment.name for experiment in client.search_experiments()] == ["Default"]
+    assert client.search_runs(["0"]) == []
+
+
+def test_a_run_prepares_mlflow_without_making_a_store(tmp_path, writer_of_this_test):
+    """A run prepares before its device and data are checked: a run refused there leaves no store behind."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking.prepare(compose_config("logger=mlflow", f"logger.tracking_uri={uri}"), open_store=False)
+    writer_of_this_test()
+
+    assert list(tmp_path.iterdir()) == []

@@ -35,6 +35,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
+from aesweep import tracking
 from aesweep.errors import AesweepError, ConfigError, one_line
 from aesweep.storage import write_study_file
 
@@ -198,6 +199,7 @@ class OptunaSweep:
         except AesweepError as error:
             _exit(2, f"error: {error}")
         assert self.config is not None
+        tracking.prepare(self.config, open_store=True)  # jobs run in this process find mlflow's store open
         try:
             plan.sweep_dir.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(self.config, plan.sweep_dir / "multirun.yaml")
