@@ -228,7 +228,7 @@ def prepare(cfg: DictConfig, open_store: bool) -> None:
     (opening the study, loading the data) instead of competing with it (outputs/reference/tracking-overhead-cpu/).
     A sweep opens the store once its settings are checked; a run only imports, so that a run refused later (an
     absent device or data) leaves no store behind."""
-    if cfg.logger.name == "mlflow":
+    if OmegaConf.select(cfg, "logger.name") == "mlflow":  # the sweeper also sweeps apps with no logger group
         uri = resolved(cfg.logger.tracking_uri, Path.cwd()) if open_store else None
         writer().send({"prepare": {"uri": uri}})
 

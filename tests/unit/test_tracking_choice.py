@@ -6,6 +6,7 @@ import sys
 
 import pytest
 from helpers import compose_config
+from omegaconf import OmegaConf
 
 from aesweep import tracking
 from aesweep.config import validate
@@ -147,6 +148,13 @@ def test_preparing_with_logger_none_starts_nothing(tmp_path, writer_of_this_test
 
     assert tracking._writer is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_preparing_the_config_of_an_app_without_a_logger_group_starts_nothing(writer_of_this_test):
+    """The sweeper also sweeps other Hydra apps (Hydra's own Optuna examples): their configs have no `logger`."""
+    tracking.prepare(OmegaConf.create({"x": 1.0}), open_store=True)
+
+    assert tracking._writer is None
 
 
 def test_a_sweep_prepares_mlflow_by_opening_its_store_before_any_run(tmp_path, writer_of_this_test):
