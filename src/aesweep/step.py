@@ -115,23 +115,25 @@ class WeightAverage:
         # a compiled `parts` is bound to the trained model: the average runs its own, uncompiled
         vars(self.model).pop("parts", None)
         self.decay, self.updates = decay, 0
-        averaged, trained = self.model.state_dict(), model.state_dict()  # tensors sharing the models' storage
-        self.floats = [(averaged[k], trained[k]) for k in averaged if averaged[k].is_floating_point()]
-        self.others = [(averaged[k], trained[k]) for k in averaged if not averaged[k].is_floating_point()]
+        # tensors sharing the models' storage, listed once: update() runs after every step
+        averaged, trained = self.model.state_dict(), model.state_dict()
+        floats = [k for k in averaged if averaged[k].is_floating_point()]
+        others = [k for k in averaged if not averaged[k].is_floating_point()]
+        self.averaged_floats, self.trained_floats = [averaged[k] for k in floats], [trained[k] for k in floats]
+        self.averaged_others, self.trained_others = [averaged[k] for k in others], [trained[k] for k in others]
 
     def update(self) -> None:
         """Move the average towards the trained weights after an optimizer step."""
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         self.updates += 1
         with torch.no_grad():
-            torch._foreach_lerp_([a for a, _ in self.floats], [t for _, t in self.floats], 1.0 - decay)
+            torch._foreach_lerp_(self.averaged_floats, self.trained_floats, 1.0 - decay)
         self.copy_others()
 
     def copy_others(self) -> None:
         """Integer buffers (the selected head, BatchNorm's batch count) are the trained model's."""
         with torch.no_grad():
-            for averaged, trained in self.others:
-                averaged.copy_(trained)
+            torch._foreach_copy_(self.averaged_others, self.trained_others)
 
 
 class TrainingStep:
