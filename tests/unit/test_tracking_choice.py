@@ -1,6 +1,7 @@
 """Experiment tracking chosen by the `logger` group: off by default, what a run's parameters and metrics are, and
 that a tracker which fails never fails the run."""
 
+import json
 import subprocess
 import sys
 
@@ -177,3 +178,52 @@ def test_a_run_prepares_mlflow_without_making_a_store(tmp_path, writer_of_this_t
     writer_of_this_test()
 
     assert list(tmp_path.iterdir()) == []
+
+
+class InProcessWriter:
+    """The MLflow writer's side run in the test's process, each message handled as it is sent (through JSON, as
+    over the pipe), so the store can be read between two messages."""
+
+    def __init__(self):
+        self.mlflow_writer = tracking.MLflowWriter()
+
+    def send(self, message):
+        self.mlflow_writer.handle(json.loads(json.dumps(message)))
+
+
+def test_a_studys_runs_nest_under_one_parent_run_which_runs_while_a_writer_tracks_the_study(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+
+    def track_trial(number):
+        cfg = compose_config("logger=mlflow", f"logger.tracking_uri={uri}", "++trial.study_name=study",
+                             f"++trial.storage={tmp_path / 'journal.log'}", f"++trial.trial_number={number}")
+        tracking.start(cfg, tmp_path / str(number)).finish({"status": "completed", "epochs": 1}, [])
+
+    def runs():
+        found = client.search_runs([client.get_experiment_by_name("aesweep").experiment_id])
+        return ({r.info.run_name: r for r in found if r.data.tags.get("aesweep.role") == "sweep"},
+                {r.info.run_name: r for r in found if "mlflow.parentRunId" in r.data.tags})
+
+    first = InProcessWriter()
+    monkeypatch.setattr(tracking, "writer", lambda: first)
+    track_trial(0)
+    track_trial(1)
+    ((parent_id, status_while_tracking),) = [(r.info.run_id, r.info.status) for r in runs()[0].values()]
+    first.mlflow_writer.close()  # the pipe closed: the sweep's process ended
+    status_after = runs()[0]["study"].info.status
+
+    second = InProcessWriter()  # a later sweep command adds to the study
+    monkeypatch.setattr(tracking, "writer", lambda: second)
+    track_trial(2)
+    parents, children = runs()
+    status_while_resumed = parents["study"].info.status
+    second.mlflow_writer.close()
+
+    assert (status_while_tracking, status_after, status_while_resumed) == ("RUNNING", "FINISHED", "RUNNING")
+    assert list(parents) == ["study"] and runs()[0]["study"].info.status == "FINISHED"
+    assert {name: run.data.tags["mlflow.parentRunId"] for name, run in children.items()} == {
+        "trial-0": parent_id, "trial-1": parent_id, "trial-2": parent_id}
+    assert {run.info.status for run in children.values()} == {"FINISHED"}
