@@ -16,7 +16,7 @@ tensorboard  event files in the run folder: each epoch's row as scalars `history
 
 Tracking observes a run and never decides it: a tracker that fails logs one warning and the run goes on.
 Nothing is imported for `logger=none`. TensorBoard costs ~0.1 s of CPU once per process; MLflow ~3 s (importing
-it and opening its store) and ~0.1 s a run, all of it in the writer process, which a sweep starts as soon as its
+it and opening its store) and ~0.05 s a run, all of it in the writer process, which a sweep starts as soon as its
 settings are checked (`prepare`), so that those 3 s run beside the sweep's own start-up on the other core
 (outputs/reference/tracking-overhead-cpu/).
 """
@@ -180,7 +180,7 @@ class MLflowTracker(_Tracking):
 class WriterProcess:
     """The process that does a process's MLflow work, fed JSON lines through a pipe.
 
-    Importing mlflow and opening its store cost ~3 s of CPU, each run's calls ~0.1 s
+    Importing mlflow and opening its store cost ~3 s of CPU, each run's calls ~0.05 s
     (outputs/reference/tracking-overhead-cpu/); done here they would hold up the training loop. The writer
     runs beside it at the lowest priority, in a session of its own (Ctrl-C on the sweep does not cut a record
     short), and this process waits for it only when it exits, so a sweep ends with every run tracked; the writer
