@@ -102,7 +102,8 @@ def test_mlflow_params_are_the_trials_config_and_the_pictures_its_artifacts(mlfl
 
 
 def test_mlflow_tracks_every_run_of_a_sweep_whose_jobs_run_in_joblib_workers(tmp_path):
-    """Each worker process has a writer of its own; the sweep command ends with every run written."""
+    """Each worker process has a writer of its own; the sweep command ends with every run written and the study's
+    parent run finished."""
     from mlflow import MlflowClient
 
     done = train_py("-m", "sweep=smoke", "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=smoke-joblib",
@@ -116,6 +117,10 @@ def test_mlflow_tracks_every_run_of_a_sweep_whose_jobs_run_in_joblib_workers(tmp
     runs = client.search_runs([client.get_experiment_by_name("aesweep").experiment_id],
                               filter_string="tags.`aesweep.trial` != ''")
     assert sorted((r.info.run_name, r.info.status) for r in runs) == [("trial-0", "FINISHED"), ("trial-1", "FINISHED")]
+    (parent,) = client.search_runs([client.get_experiment_by_name("aesweep").experiment_id],
+                                   filter_string="tags.`aesweep.role` = 'sweep'")
+    assert parent.info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
     for child in runs:
         record = record_of(tmp_path / "sweep" / child.data.tags["aesweep.trial"])
         assert child.data.metrics["test.mapped_acc"] == record["test"]["mapped_acc"]
