@@ -249,7 +249,7 @@ class MLflowWriter:
     def __init__(self) -> None:
         self.clients: dict[str, Any] = {}
         self.experiments: dict[tuple[str, str], str] = {}
-        self.parents: dict[tuple[str, str, str, str], str] = {}  # (uri, experiment, study, storage): run id
+        self.parents: dict[tuple[str, str, str, str], str] = {}  # (uri, experiment id, study, storage): run id
         self.runs: dict[str, dict[str, Any]] = {}
 
     def handle(self, message: Mapping[str, Any]) -> None:
@@ -295,42 +295,47 @@ class MLflowWriter:
     def open(self, run: dict[str, Any], spec: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        uri, experiment = spec["uri"], spec["experiment"]
-        run["client"] = client = self.client(uri)
-        parent = None if spec["sweep"] is None else (uri, experiment, spec["sweep"]["study"], spec["sweep"]["storage"])
-        if (uri, experiment) not in self.experiments or (parent is not None and parent not in self.parents):
-            # Under the store's lock: other workers' writers may be making the same experiment or parent run.
-            with _store_lock(uri):
-                if (uri, experiment) not in self.experiments:
-                    found = client.get_experiment_by_name(experiment)
-                    self.experiments[uri, experiment] = (found.experiment_id if found is not None else
-                                                         client.create_experiment(
-                                                             experiment, artifact_location=spec["artifact_location"]))
-                if parent is not None and parent not in self.parents:
-                    self.parents[parent] = self.sweep_run(client, self.experiments[uri, experiment], **spec["sweep"])
-        run["parent"] = self.parents.get(parent)
+        run["client"] = client = self.client(spec["uri"])
+        experiment_id = self.experiment(client, spec["uri"], spec["experiment"], spec["artifact_location"])
+        run["parent"] = None if spec["sweep"] is None else self.sweep_run(client, spec["uri"], experiment_id,
+                                                                           **spec["sweep"])
         tags = dict(spec["tags"])
         if run["parent"] is not None:
             tags["mlflow.parentRunId"] = run["parent"]
-        run["id"] = client.create_run(self.experiments[uri, experiment], run_name=spec["run_name"],
-                                      tags=tags).info.run_id
+        run["id"] = client.create_run(experiment_id, run_name=spec["run_name"], tags=tags).info.run_id
         params = [Param(key, value) for key, value in spec["params"].items()]
         for first in range(0, len(params), MLFLOW_PARAMS_PER_CALL):
             client.log_batch(run["id"], params=params[first:first + MLFLOW_PARAMS_PER_CALL])
 
-    @staticmethod
-    def sweep_run(client: Any, experiment_id: str, study: str, storage: str) -> str:
-        """The parent run of a study, made by its first run; RUNNING while a writer tracks the study's runs."""
-        found = client.search_runs(
-            [experiment_id], max_results=1, order_by=["attributes.start_time ASC"],
-            filter_string=f"tags.`aesweep.role` = '{SWEEP_ROLE}' AND tags.`aesweep.study` = '{study}' "
-                          f"AND tags.`aesweep.storage` = '{storage}'")
-        if found:
-            if found[0].info.status != "RUNNING":
-                client.update_run(found[0].info.run_id, status="RUNNING")
-            return found[0].info.run_id
-        tags = {"aesweep.role": SWEEP_ROLE, "aesweep.study": study, "aesweep.storage": storage}
-        return client.create_run(experiment_id, run_name=study, tags=tags).info.run_id
+    # The experiment and the study's parent run are made by the first run that needs them, under the store's lock
+    # (other workers' writers may be making them at the same moment), and remembered for the process's next runs.
+
+    def experiment(self, client: Any, uri: str, name: str, artifact_location: str) -> str:
+        """The id of the experiment runs go into."""
+        if (uri, name) not in self.experiments:
+            with _store_lock(uri):
+                found = client.get_experiment_by_name(name)
+                self.experiments[uri, name] = (found.experiment_id if found is not None else
+                                               client.create_experiment(name, artifact_location=artifact_location))
+        return self.experiments[uri, name]
+
+    def sweep_run(self, client: Any, uri: str, experiment_id: str, study: str, storage: str) -> str:
+        """The id of a study's parent run; RUNNING while a writer tracks the study's runs (`close` ends it)."""
+        key = (uri, experiment_id, study, storage)
+        if key not in self.parents:
+            with _store_lock(uri):
+                found = client.search_runs(
+                    [experiment_id], max_results=1, order_by=["attributes.start_time ASC"],
+                    filter_string=f"tags.`aesweep.role` = '{SWEEP_ROLE}' AND tags.`aesweep.study` = '{study}' "
+                                  f"AND tags.`aesweep.storage` = '{storage}'")
+                if found:
+                    if found[0].info.status != "RUNNING":  # a later sweep command adds to the study
+                        client.update_run(found[0].info.run_id, status="RUNNING")
+                    self.parents[key] = found[0].info.run_id
+                else:
+                    tags = {"aesweep.role": SWEEP_ROLE, "aesweep.study": study, "aesweep.storage": storage}
+                    self.parents[key] = client.create_run(experiment_id, run_name=study, tags=tags).info.run_id
+        return self.parents[key]
 
     @staticmethod
     def log_metrics(run: dict[str, Any], metrics: Mapping[str, float], step: int, **tags: str) -> None:
