@@ -382,10 +382,10 @@ def test_a_seeded_grid_sweep_runs_every_point_once(tmp_path):
     assert points == [(-1, "a"), (-1, "b"), (0.5, "a"), (0.5, "b")]
 
 
-def test_several_trials_per_batch_on_the_basic_launcher_warn_that_they_run_one_after_another(tmp_path):
+def test_several_slots_on_the_basic_launcher_warn_that_the_runs_go_one_after_another(tmp_path):
     result = sweep(tmp_path, "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path / 's'}")
     assert result.returncode == 0, result.stderr
-    assert ("hydra.sweeper.n_jobs=2 with Hydra's basic launcher runs each batch's trials one after another; "
+    assert ("hydra.sweeper.n_jobs=2 with Hydra's basic launcher runs one run at a time, in this process; "
             "for trials at once use hydra/launcher=joblib hydra.launcher.n_jobs=2") in result.stdout + result.stderr
     joblib = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
                    "hydra.sweeper.n_trials=4", f"hydra.sweep.dir={tmp_path / 's'}")

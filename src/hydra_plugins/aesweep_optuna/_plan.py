@@ -101,8 +101,8 @@ def make_plan(settings: SweepSettings, config: DictConfig, compose: ComposeFn,
     if callable(validate):
         check_trial_configs(space, compose_checked, validate)
     if settings.n_jobs > 1 and type(launcher).__name__ == "BasicLauncher":
-        log.warning("hydra.sweeper.n_jobs=%d with Hydra's basic launcher runs each batch's trials one after "
-                    "another; for trials at once use hydra/launcher=joblib hydra.launcher.n_jobs=%d (docs/sweeps.md)",
+        log.warning("hydra.sweeper.n_jobs=%d with Hydra's basic launcher runs one run at a time, in this "
+                    "process; for trials at once use hydra/launcher=joblib hydra.launcher.n_jobs=%d (docs/sweeps.md)",
                     settings.n_jobs, settings.n_jobs)
     sampler = settings.build_sampler(space)
     pruner = settings.build_pruner(list(config.hydra.overrides.hydra), config.hydra.runtime.choices.get("sweep"))

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 
 class AesweepOptunaSweeper(Sweeper):
-    """Searches the composed configs with Optuna: ask -> launch a batch of jobs -> tell."""
+    """Searches the composed configs with Optuna: ask a trial -> launch its runs -> tell, n_jobs runs in flight."""
 
     def __init__(self, **settings: Any) -> None:
         from ._sweep import OptunaSweep
