@@ -16,8 +16,8 @@ tensorboard  event files in the run folder: each epoch's row as scalars `history
 
 Tracking observes a run and never decides it: a tracker that fails logs one warning and the run goes on.
 Nothing is imported for `logger=none`. TensorBoard costs ~0.1 s of CPU once per process; MLflow ~3 s (importing
-it and opening its store) and ~0.05 s a run, all of it in the writer process, which a sweep starts as soon as its
-settings are checked (`prepare`), so that those 3 s run beside the sweep's own start-up on the other core
+it and opening its store) and ~0.05 s a run, all of it in the writer process, which a sweep starts as its sweeper
+is set up (`prepare`), so that those 3 s run beside the sweep's own planning on the other core, before training
 (outputs/reference/tracking-overhead-cpu/).
 """
 
@@ -185,25 +185,30 @@ class WriterProcess:
     runs beside it at the lowest priority, in a session of its own (Ctrl-C on the sweep does not cut a record
     short), and this process waits for it only when it exits, so a sweep ends with every run tracked; the writer
     then ends without the interpreter's teardown. Runs the writer never saw finish (their process killed) end
-    FAILED when the pipe closes.
+    FAILED when the pipe closes. A writer that was only importing mlflow (a sweep refused before its first run)
+    is stopped, not waited for.
     """
 
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.process = subprocess.Popen([sys.executable, "-m", "aesweep.tracking"], stdin=subprocess.PIPE, text=True,
                                         start_new_session=True)
+        self.writes = False  # sent a run, or a store to open (which may be making its tables)
         atexit.register(self.close)
 
     def send(self, message: Mapping[str, Any]) -> None:
+        self.writes = self.writes or "run" in message or message.get("prepare", {}).get("uri") is not None
         self.process.stdin.write(json.dumps(message) + "\n")
         self.process.stdin.flush()
 
     def close(self, timeout: float = WRITER_EXIT_SECONDS) -> None:
-        """Close the pipe and wait for the writer to finish what it was sent."""
+        """Close the pipe and wait for the writer to finish what it was sent; stop one that writes nothing."""
         if self.process.stdin.closed:
             return
         with contextlib.suppress(OSError):
             self.process.stdin.close()
+        if not self.writes:
+            self.process.kill()
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -225,9 +230,10 @@ def writer() -> WriterProcess:
 def prepare(cfg: DictConfig, open_store: bool) -> None:
     """With logger=mlflow, start this process's writer now and have it import mlflow (and, with open_store, open
     the store) before the first run needs them, so that those ~3 s of CPU overlap what comes before training
-    (opening the study, loading the data) instead of competing with it (outputs/reference/tracking-overhead-cpu/).
-    A sweep opens the store once its settings are checked; a run only imports, so that a run refused later (an
-    absent device or data) leaves no store behind."""
+    (planning the sweep, loading the data) instead of competing with it (outputs/reference/tracking-overhead-cpu/).
+    A sweep starts the import as its sweeper is set up and opens the store once its settings are checked; a run
+    only imports, so that a sweep or run refused later (a bad setting, an absent device or data) leaves no store
+    behind."""
     if OmegaConf.select(cfg, "logger.name") == "mlflow":  # the sweeper also sweeps apps with no logger group
         uri = resolved(cfg.logger.tracking_uri, Path.cwd()) if open_store else None
         writer().send({"prepare": {"uri": uri}})

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import compose_config
+from helpers import assert_one_error_line, compose_config, train_py
 from omegaconf import OmegaConf
 
 from aesweep import tracking
@@ -175,8 +175,32 @@ def test_a_run_prepares_mlflow_without_making_a_store(tmp_path, writer_of_this_t
     """A run prepares before its device and data are checked: a run refused there leaves no store behind."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracking.prepare(compose_config("logger=mlflow", f"logger.tracking_uri={uri}"), open_store=False)
+    tracking._writer.process.communicate(timeout=120)  # the pipe closed, the writer has done all it was sent
+
+    assert tracking._writer.process.returncode == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_writer_that_was_only_importing_mlflow_is_stopped_not_waited_for(tmp_path, writer_of_this_test):
+    """A sweep refused by its settings exits with its error at once, not after mlflow's import (~2 s)."""
+    tracking.prepare(compose_config("logger=mlflow", f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"),
+                     open_store=False)
+    process = tracking._writer.process
     writer_of_this_test()
 
+    assert process.returncode == -9  # killed: nothing it was sent would have been written
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_refused_by_its_settings_with_logger_mlflow_leaves_no_store(tmp_path):
+    """The sweeper starts mlflow's import as it is set up, before the settings are checked; the store is
+    opened only once they pass."""
+    done = train_py("-m", "sweep=smoke", "hydra.sweeper.n_trials=0", "logger=mlflow",
+                    f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+                    f"logger.artifact_location={tmp_path / 'mlartifacts'}",
+                    f"hydra.sweeper.storage={tmp_path / 'journal.log'}", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+
+    assert_one_error_line(done, "hydra.sweeper.n_trials")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -99,6 +99,7 @@ class OptunaSweep:
         # Hydra sets HydraConfig for each job, not for the sweeper; without it the sweep's own
         # ${hydra:...} interpolations (hydra.sweep.dir: .../${hydra:runtime.choices.sweep}/...) fail.
         HydraConfig.instance().set_config(config)
+        tracking.prepare(config, open_store=False)  # mlflow imports beside the sweep's planning
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
@@ -199,7 +200,7 @@ class OptunaSweep:
         except AesweepError as error:
             _exit(2, f"error: {error}")
         assert self.config is not None
-        tracking.prepare(self.config, open_store=True)  # jobs run in this process find mlflow's store open
+        tracking.prepare(self.config, open_store=True)  # settings checked: jobs in this process find the store open
         try:
             plan.sweep_dir.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(self.config, plan.sweep_dir / "multirun.yaml")
