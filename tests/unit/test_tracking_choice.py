@@ -181,6 +181,21 @@ def test_a_run_prepares_mlflow_without_making_a_store(tmp_path, writer_of_this_t
     assert list(tmp_path.iterdir()) == []
 
 
+def test_preparing_without_opening_loads_mlflows_sql_store_code_and_touches_no_file(tmp_path):
+    """Most of opening a SQLite store is importing MLflow's SQL store module (~0.7 s): a writer prepared before
+    the settings are checked does that much, so that opening the store once they pass is quick."""
+    script = f"""
+import sys
+from aesweep import tracking
+tracking.MLflowWriter().handle({{"prepare": {{"uri": "sqlite:///{tmp_path / 'mlflow.db'}", "open": False}}}})
+print("sql store module:", "mlflow.store.tracking.sqlalchemy_store" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+
+    assert done.stdout.strip() == "sql store module: True", done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_writer_that_was_only_importing_mlflow_is_stopped_not_waited_for(tmp_path, writer_of_this_test):
     """A sweep refused by its settings exits with its error at once, not after mlflow's import (~2 s)."""
     tracking.prepare(compose_config("logger=mlflow", f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"),
