@@ -8,9 +8,11 @@ Returns val.mapped_acc (NaN when the run diverged) so that Hydra sweepers can op
 """
 
 import contextlib
+import logging
 import math
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
@@ -33,7 +35,8 @@ def main(cfg: DictConfig) -> float:
     from aesweep.train import run
 
     try:
-        result = run(cfg, out_dir, multirun=multirun)
+        with _console_lines_labelled(f"[{hydra_cfg.sweep.subdir}]" if multirun else None):
+            result = run(cfg, out_dir, multirun=multirun)
     except AesweepError as exc:
         if multirun and cfg.trial.study_name is not None:
             raise  # the aesweep sweeper records the trial as failed with this reason and goes on
@@ -43,6 +46,34 @@ def main(cfg: DictConfig) -> float:
         sys.exit(2)
     val = result["val"]
     return val["mapped_acc"] if val else math.nan
+
+
+class _Labelled(logging.Formatter):
+    """A console line of one run of a sweep: its label, then the line as the job's own formatter writes it."""
+
+    def __init__(self, inner: logging.Formatter | None, label: str) -> None:
+        super().__init__()
+        self.inner, self.label = inner or logging.Formatter(), label
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{self.label} {self.inner.format(record)}"
+
+
+@contextlib.contextmanager
+def _console_lines_labelled(label: str | None) -> Iterator[None]:
+    """Start each of this run's console log lines with ``label`` (its folder under the sweep's, as the sweeper's
+    slot lines name it): a sweep's runs in joblib workers log side by side on one terminal. The run's own
+    train.log is left as it is. None: nothing changes."""
+    consoles = [handler for handler in logging.getLogger().handlers
+                if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)]
+    formatters = [handler.formatter for handler in consoles] if label else []
+    for handler, formatter in zip(consoles, formatters):
+        handler.setFormatter(_Labelled(formatter, label))
+    try:
+        yield
+    finally:
+        for handler, formatter in zip(consoles, formatters):
+            handler.setFormatter(formatter)
 
 
 def _remove_run_files(out_dir: Path, hydra_cfg, multirun: bool) -> None:

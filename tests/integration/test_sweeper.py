@@ -340,7 +340,7 @@ def test_malformed_search_space_exits_2_with_one_line_before_any_trial(tmp_path,
     assert not (tmp_path / "outputs" / "optuna" / "journal.log").exists()
 
 
-def test_the_smoke_sweep_drives_train_py_end_to_end(tmp_path, mnist_root):
+def test_the_smoke_sweep_drives_train_py_end_to_end_on_two_slots_each_runs_lines_labelled(tmp_path, mnist_root):
     repo = REPO
     result = subprocess.run(
         [
@@ -352,6 +352,10 @@ def test_the_smoke_sweep_drives_train_py_end_to_end(tmp_path, mnist_root):
             "hydra.sweeper.n_trials=2",
             f"hydra.sweeper.storage={tmp_path / 'journal.log'}",
             f"hydra.sweep.dir={tmp_path / 's'}",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "hydra.sweeper.n_jobs=2",
+            "trainer.threads=1",
         ],
         cwd=tmp_path,
         env={**environment(), "OMP_NUM_THREADS": "1"},
@@ -365,6 +369,20 @@ def test_the_smoke_sweep_drives_train_py_end_to_end(tmp_path, mnist_root):
     metrics = json.loads((Path(rows["run_dir"][0]) / "metrics.json").read_text())
     assert metrics["trial"] == {"study_name": "smoke", "number": 0}
     assert rows["val.mapped_acc"][0] == pytest.approx(metrics["val"]["mapped_acc"])
+
+    # The two runs log side by side: the sweep log says which slot runs which, and each run's console lines
+    # start with its folder, while its own train.log stays as the job writes it.
+    output = (result.stdout + result.stderr).splitlines()
+    assert {line.split("] ", 1)[1] for line in output if "] slot " in line and "started" in line} == {
+        "slot 1/2: run 0 started", "slot 2/2: run 1 started"}
+    assert sum("] slot " in line and " ended after " in line for line in output) == 2
+    for number in (0, 1):
+        epochs = [line for line in output if "[aesweep.train]" in line and " - epoch 1/2 " in line
+                  and line.startswith(f"[{number}] [")]
+        assert len(epochs) == 1, output
+        own_log = (tmp_path / "s" / str(number) / "train.log").read_text().splitlines()
+        assert any(" - epoch 1/2 " in line for line in own_log)
+        assert all(line.startswith("[20") for line in own_log if line.strip())
 
 
 def test_a_seeded_grid_sweep_runs_every_point_once(tmp_path):

@@ -5,11 +5,15 @@ every slot whose job ended early until the slowest one is done (the official Opt
 dispatcher instead launches each run on its own (a thread per run in flight, each calling the launcher with
 one job), so a freed slot takes the next run at once. It goes through the launcher plugin either way: joblib
 runs the job in its worker processes, submitit submits it to SLURM (or runs it locally), Ray as a task.
-Hydra's basic launcher runs a job inside this process, so it gets one slot and no thread.
+Hydra's basic launcher runs a job inside this process, so it gets one slot and no thread. With several slots the
+sweep log says which run each slot starts and when it ends, by the run's folder under the sweep's, which is also
+how train.py's own lines in a sweep name their run.
 """
 
 from __future__ import annotations
 
+import bisect
+import logging
 import queue
 import threading
 import time
@@ -21,6 +25,8 @@ from typing import Any
 from hydra.core.utils import JobReturn
 
 from aesweep.errors import one_line
+
+log = logging.getLogger(__name__)
 
 POLL_S = 0.5  # how often the sweep loop wakes while it waits, so Ctrl-C and SIGTERM reach it
 
@@ -39,6 +45,13 @@ class RunJob:
     launch_error: str | None = None
     pool_broke: bool = False  # the launcher's worker pool died under it (joblib: one killed worker fails them all)
     retried: bool = False
+    slot: int | None = None  # 1..slots while it runs on its own; None in a batch (the launcher places its runs)
+
+    @property
+    def label(self) -> str:
+        """The run's folder under its sweep's (``3/seed1``, ``confirm/3/seed10``): its ``hydra.sweep.subdir``."""
+        subdirs = [o.partition("=")[2] for o in self.overrides if o.startswith("hydra.sweep.subdir=")]
+        return subdirs[-1] if subdirs else self.run_dir.name
 
 
 class Dispatcher:
@@ -52,6 +65,7 @@ class Dispatcher:
         self._done: queue.Queue[RunJob] = queue.Queue()
         self._job_index = 0
         self._lock = threading.Lock()
+        self._free_slots = list(range(1, self.slots + 1))
 
     @property
     def free(self) -> int:
@@ -62,6 +76,9 @@ class Dispatcher:
             index = self._job_index
             self._job_index += 1
         self.running[id(run)] = run
+        run.slot = self._free_slots.pop(0)  # the lowest free one, so that a sweep's log reads as steady slots
+        if self.slots > 1:
+            log.info("slot %d/%d: run %s started", run.slot, self.slots, run.label)
         if self.inline:
             self._launch([run], index)
         else:
@@ -73,6 +90,8 @@ class Dispatcher:
         self._job_index += len(runs)
         for run in runs:
             self.running[id(run)] = run
+        if len(runs) > 1:
+            log.info("batch of %d runs started: %s", len(runs), ", ".join(run.label for run in runs))
         if self.inline:
             self._launch(list(runs), index)
         else:
@@ -86,6 +105,12 @@ class Dispatcher:
             except queue.Empty:
                 continue
             self.running.pop(id(run), None)
+            if run.slot is not None:
+                bisect.insort(self._free_slots, run.slot)
+            if self.slots > 1:
+                where = f"slot {run.slot}/{self.slots}: " if run.slot is not None else ""
+                log.info("%srun %s ended after %.1f s", where, run.label, run.ended - run.started)
+            run.slot = None
             return run
 
     def _launch(self, runs: list[RunJob], index: int) -> None:
