@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aesweep import record
@@ -34,6 +34,22 @@ PRUNED_ATTR = "aesweep:pruned"
 
 # How a trial's runs over several seeds make one value (hydra.sweeper.seed_statistic).
 STATISTICS = ("mean", "min", "mean-std")
+
+# Trial user attributes the sweeper records when a trial's runs are done: the seconds they held a slot in all,
+# when the first began and when the last ended (unix time, from the runs' folders).
+BUSY_ATTR, STARTED_ATTR, ENDED_ATTR = "busy_seconds", "runs_started", "runs_ended"
+
+
+def slot_use(trials: Sequence[optuna.trial.FrozenTrial], slots: int) -> tuple[float, float] | None:
+    """How busy ``slots`` slots were with these trials' runs: (seconds the runs held a slot / (slots x span), span),
+    the span from the first run's start to the last run's end. None when no trial has its runs' times."""
+    timed = [t for t in trials if STARTED_ATTR in t.user_attrs]
+    if not timed:
+        return None
+    span = max(t.user_attrs[ENDED_ATTR] for t in timed) - min(t.user_attrs[STARTED_ATTR] for t in timed)
+    if span <= 0:
+        return None
+    return sum(t.user_attrs[BUSY_ATTR] for t in timed) / (slots * span), span
 
 
 def seed_statistic(values: list[float], name: str, maximize: bool = True) -> float:

@@ -376,6 +376,8 @@ def test_the_smoke_sweep_drives_train_py_end_to_end_on_two_slots_each_runs_lines
     assert {line.split("] ", 1)[1] for line in output if "] slot " in line and "started" in line} == {
         "slot 1/2: run 0 started", "slot 2/2: run 1 started"}
     assert sum("] slot " in line and " ended after " in line for line in output) == 2
+    busy = [line for line in output if line.startswith("This command's trials kept its 2 slots ")]
+    assert len(busy) == 1 and 0 < float(busy[0].split("slots ")[1].split("%")[0]) <= 100
     for number in (0, 1):
         epochs = [line for line in output if "[aesweep.train]" in line and " - epoch 1/2 " in line
                   and line.startswith(f"[{number}] [")]

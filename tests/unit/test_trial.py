@@ -6,7 +6,8 @@ import pytest
 from aesweep.errors import ConfigError
 from aesweep.record import lookup as lookup_metric
 from aesweep.storage import open_storage
-from aesweep.trial import PRUNER_ATTR, TrialReporter, checked_pruner, seed_statistic
+from aesweep.trial import (BUSY_ATTR, ENDED_ATTR, PRUNER_ATTR, STARTED_ATTR, TrialReporter, checked_pruner,
+                           seed_statistic, slot_use)
 
 THRESHOLD = {"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.5}
 
@@ -163,3 +164,17 @@ def test_a_pruned_seed_run_stops_its_siblings_at_their_next_epoch(tmp_path):
     assert first.report(1, {"val.mapped_acc": 0.9}) is False
     assert second.report(1, {"val.mapped_acc": 0.0}) is True  # the mean over both, 0.45, is below 0.5
     assert first.report(2, {"val.mapped_acc": 0.95}) is True  # its sibling was pruned: it stops too
+
+
+def timed_trial(number, started, ended, busy):
+    return optuna.trial.create_trial(value=0.5, user_attrs={STARTED_ATTR: started, ENDED_ATTR: ended, BUSY_ATTR: busy})
+
+
+def test_slot_use_is_the_runs_slot_seconds_over_slots_times_the_span_of_all_runs():
+    # Two slots from t=100 to t=200: trial 0 held one slot 100 s, trial 1 ran 2 runs of 40 s in the other slot.
+    trials = [timed_trial(0, 100.0, 200.0, 100.0), timed_trial(1, 110.0, 190.0, 80.0)]
+    assert slot_use(trials, slots=2) == pytest.approx((180.0 / 200.0, 100.0))
+    assert slot_use(trials, slots=1) == pytest.approx((1.8, 100.0))  # more than one slot's worth: it says so
+    untimed = optuna.trial.create_trial(value=0.1)  # a trial recorded before it ran any run (its sampler failed)
+    assert slot_use([untimed, *trials], slots=2) == pytest.approx((0.9, 100.0))
+    assert slot_use([untimed], slots=2) is None

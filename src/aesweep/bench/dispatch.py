@@ -14,6 +14,7 @@ speed falls on both. From each study it reads when every trial's runs held a slo
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import pandas as pd
 
 from aesweep.bench.common import BenchError, checked_out, machine_description, rounded, write_table
 from aesweep.processes import REPO
+from aesweep.trial import BUSY_ATTR, ENDED_ATTR, STARTED_ATTR, slot_use
 
 MODES = ("async", "batch")
 
@@ -52,17 +54,15 @@ def measure_sweep(args: argparse.Namespace, mode: str, folder: Path) -> dict:
     if done.returncode != 0:
         raise BenchError(f"the {mode} sweep failed (exit {done.returncode}); see {folder / 'sweep.log'}")
     study = optuna.load_study(study_name=f"bench-{mode}", storage=open_storage(str(folder / "journal.log")))
-    trials = [t for t in study.get_trials(deepcopy=False) if "runs_started" in t.user_attrs]
-    first = min(t.user_attrs["runs_started"] for t in trials)
-    last = max(t.user_attrs["runs_ended"] for t in trials)
-    wall = last - first
+    trials = [t for t in study.get_trials(deepcopy=False) if STARTED_ATTR in t.user_attrs]
+    utilisation, wall = slot_use(trials, args.slots) or (math.nan, math.nan)
+    first = min(t.user_attrs[STARTED_ATTR] for t in trials)
     sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
-    finished = sorted((t.user_attrs["runs_ended"] - first, t.value) for t in trials if t.value is not None)
+    finished = sorted((t.user_attrs[ENDED_ATTR] - first, t.value) for t in trials if t.value is not None)
     return {"mode": mode, "wall_s": wall, "command_s": time.perf_counter() - started, "trials": len(trials),
             "complete": sum(t.state.name == "COMPLETE" for t in trials),
             "pruned": sum(t.state.name == "PRUNED" for t in trials),
-            "busy_s": sum(t.user_attrs["busy_seconds"] for t in trials),
-            "utilisation": sum(t.user_attrs["busy_seconds"] for t in trials) / (args.slots * wall),
+            "busy_s": sum(t.user_attrs[BUSY_ATTR] for t in trials), "utilisation": utilisation,
             "trials_per_hour": len(trials) / wall * 3600, "_finished": finished, "_sign": sign}
 
 

@@ -38,6 +38,7 @@ from optuna.trial import TrialState
 from aesweep import tracking
 from aesweep.errors import AesweepError, ConfigError, one_line
 from aesweep.storage import write_study_file
+from aesweep.trial import BUSY_ATTR, ENDED_ATTR, STARTED_ATTR, slot_use
 
 from . import _tables
 from ._artifacts import describe_study, upload_run_files
@@ -185,8 +186,8 @@ class OptunaSweep:
         state, values, attrs = combine(claim.outcomes, plan.objectives, maximize, self.settings.seed_statistic,
                                        claim.trial_dir)
         if claim.busy:  # how long its runs held a slot: what `aesweep bench dispatch` weighs slots by
-            attrs.update(busy_seconds=sum(end - start for start, end in claim.busy),
-                         runs_started=min(start for start, _ in claim.busy), runs_ended=max(end for _, end in claim.busy))
+            attrs.update({BUSY_ATTR: sum(end - start for start, end in claim.busy),
+                          STARTED_ATTR: min(start for start, _ in claim.busy), ENDED_ATTR: max(end for _, end in claim.busy)})
         upload_run_files(claim.trial, claim.outcomes, plan.storage_url, Path(self.config.hydra.runtime.cwd))
         closed = self._tell(plan, claim.trial, state, values, attrs)
         shown = ", ".join(f"{v:.4g}" for v in values) if values else attrs.get("reason")
@@ -229,7 +230,7 @@ class OptunaSweep:
             except KeyboardInterrupt as interrupt:
                 self._interrupted(plan, dispatcher, str(interrupt) or "Ctrl-C")
         describe_study(plan, self.config, self.settings)  # again: the baseline may have been measured since
-        self._finish(plan, outcomes)
+        self._finish(plan, outcomes, dispatcher.slots)
         return [returns]
 
     def _runs_as_slots_free(self, plan: Plan, dispatcher: Dispatcher, heartbeat: Heartbeat, deadline: float,
@@ -371,14 +372,17 @@ class OptunaSweep:
             "fixed": plan.fixed,
         }
 
-    def _finish(self, plan: Plan, outcomes: dict[int, TrialState | None]) -> None:
+    def _finish(self, plan: Plan, outcomes: dict[int, TrialState | None], slots: int) -> None:
         """Write the tables, print the summary; exit 1 if every trial this command ran failed."""
         table = _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives, self.settings.seeds)
         baseline = _tables.baseline_line(plan.storage, plan.baseline_study, plan.study, plan.objectives,
                                           plan.measure_baseline)
-        print(_tables.summary(table, plan.study, plan.space, plan.objectives, self.settings.top_k, plan.sweep_dir,
-                              baseline), flush=True)
         trials = plan.study.get_trials(deepcopy=False)
+        use = slot_use([t for t in trials if t.number in outcomes], slots) if slots > 1 else None
+        busy = (f"This command's trials kept its {slots} slots {use[0]:.1%} busy over {use[1]:.0f} s, from their "
+                "first run's start to their last run's end." if use else None)
+        print(_tables.summary(table, plan.study, plan.space, plan.objectives, self.settings.top_k, plan.sweep_dir,
+                              baseline, busy), flush=True)
         ran = {number: state for number, state in outcomes.items() if state is not None}
         if ran and all(state == TrialState.FAIL for state in ran.values()):
             mine = [t for t in trials if t.number in ran]

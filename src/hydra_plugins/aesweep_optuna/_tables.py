@@ -190,11 +190,14 @@ def summary(
     top_k: int,
     sweep_dir: Path,
     baseline: str,
+    busy: str | None = None,
 ) -> str:
-    """The text printed when a sweep ends: counts, top trials, best, baseline, failures."""
+    """The text printed when a sweep ends: counts, how busy the slots were, top trials, best, baseline, failures."""
     counts = table["state"].value_counts()
     states = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING") if counts.get(s, 0))
     lines = [f"Study '{study.study_name}': {len(table)} trials ({states or 'none'}). Tables in {sweep_dir}"]
+    if busy:
+        lines.append(busy)
     top = ranking(table, study, objectives, top_k)
     if not top.empty:
         columns = ["number", *value_columns(objectives), *[p.name for p in space if p.searched], "epochs"]
