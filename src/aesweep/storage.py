@@ -11,6 +11,7 @@ Optuna is imported lazily: a single run (no sweep) never pays for it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -70,8 +71,12 @@ def resolved(storage: str | None, launch_dir: Path) -> str:
     return storage
 
 
-def open_storage(storage: str) -> optuna.storages.BaseStorage:
-    """Open (creating it if need be) the storage a string names; a ConfigError keyed `storage` if it cannot be."""
+def open_storage(storage: str, wait_s: float = 0.0) -> optuna.storages.BaseStorage:
+    """Open (creating it if need be) the storage a string names; a ConfigError keyed `storage` if it cannot be.
+
+    A database is tried RDB_OPEN_ATTEMPTS times a second apart, then, for up to ``wait_s`` seconds, as long as it
+    keeps refusing: a job that opens its trial's study while the server restarts waits it out, as every later
+    call does, while the sweep's own first open (0) says at once that an address is wrong."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -86,7 +91,8 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
             raise ConfigError("storage", storage, f"{STORAGE_FORMS}; cannot open it: {error.strerror}{where}") from None
 
     url, engine_kwargs = rdb_url(storage)
-    for attempt in range(RDB_OPEN_ATTEMPTS):
+    deadline, pause = time.monotonic() + wait_s, 1.0
+    for attempt in itertools.count(1):
         try:
             return reconnecting_rdb_storage()(url, engine_kwargs={"pool_pre_ping": True, **engine_kwargs})
         except ImportError:
@@ -94,11 +100,14 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
                 "storage", storage, "its database driver is not installed (PostgreSQL: pip install 'aesweep[postgres]')"
             ) from None
         except Exception as error:  # SQLAlchemy raises many kinds; the user needs one line.
-            if attempt + 1 < RDB_OPEN_ATTEMPTS:
-                time.sleep(1.0)
-                continue
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ConfigError("storage", storage, f"{STORAGE_FORMS}; cannot open it: {first_line}") from None
+            if attempt >= RDB_OPEN_ATTEMPTS:
+                if time.monotonic() + pause > deadline:
+                    raise ConfigError("storage", storage, f"{STORAGE_FORMS}; cannot open it: {first_line}") from None
+                log.warning("storage: cannot open the database (%s); trying again in %.0f s", first_line[:120], pause)
+            time.sleep(pause)
+            if attempt >= RDB_OPEN_ATTEMPTS:
+                pause = min(2 * pause, 5.0)
     raise AssertionError("unreachable")
 
 

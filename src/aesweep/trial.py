@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aesweep import record
 from aesweep.errors import ConfigError, one_line
-from aesweep.storage import open_storage
+from aesweep.storage import RDB_OUTAGE_S, open_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -122,7 +122,7 @@ class TrialReporter:
             return None
         import optuna
 
-        storage = open_storage(str(trial_cfg["storage"]))
+        storage = open_storage(str(trial_cfg["storage"]), wait_s=RDB_OUTAGE_S)  # a job may start during a restart
         study_name = str(trial_cfg["study_name"])
         try:
             study_id = storage.get_study_id_from_name(study_name)

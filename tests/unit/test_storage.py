@@ -83,3 +83,60 @@ def test_a_pending_rollback_left_by_a_lost_connection_is_waited_out(monkeypatch)
 
     assert storage_module.waiting_out_outages(read_trials)() == "trials"
     assert len(calls) == 2 and sleeps == [0.5]
+
+
+class Clock:
+    """Stands in for the storage module's `time`: sleeping moves the clock on at once."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 0.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def refusing_server(monkeypatch, refusals: int) -> list[int]:
+    """A database storage whose server refuses the first `refusals` connections, then opens."""
+    attempts: list[int] = []
+
+    def storage_class(url, engine_kwargs):
+        attempts.append(1)
+        if len(attempts) <= refusals:
+            raise RuntimeError('connection to server at "127.0.0.1", port 5432 failed: Connection refused\nmore')
+        return "opened"
+
+    monkeypatch.setattr(storage_module, "reconnecting_rdb_storage", lambda: storage_class)
+    return attempts
+
+
+def test_a_sweeps_first_open_of_a_database_it_cannot_reach_fails_after_three_tries(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(storage_module, "time", clock)
+    attempts = refusing_server(monkeypatch, refusals=100)
+    with pytest.raises(storage_module.ConfigError, match="cannot open it: connection to server at .* refused$"):
+        open_storage("postgresql://u@127.0.0.1:5432/db")
+    assert len(attempts) == 3 and clock.sleeps == [1.0, 1.0]
+
+
+def test_a_job_opening_its_study_waits_out_a_server_restart(monkeypatch, caplog):
+    clock = Clock()
+    monkeypatch.setattr(storage_module, "time", clock)
+    attempts = refusing_server(monkeypatch, refusals=5)  # up again 2 + 1 + 2 + 4 = 9 s later
+    assert open_storage("postgresql://u@127.0.0.1:5432/db", wait_s=120) == "opened"
+    assert len(attempts) == 6 and clock.sleeps == [1.0, 1.0, 1.0, 2.0, 4.0]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"][0] == (
+        'storage: cannot open the database (connection to server at "127.0.0.1", port 5432 failed: Connection '
+        'refused); trying again in 1 s')
+
+
+def test_a_job_gives_up_on_a_database_that_stays_away_past_its_wait(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(storage_module, "time", clock)
+    refusing_server(monkeypatch, refusals=100)
+    with pytest.raises(storage_module.ConfigError, match="cannot open it"):
+        open_storage("postgresql://u@127.0.0.1:5432/db", wait_s=10)
+    assert clock.sleeps == [1.0, 1.0, 1.0, 2.0, 4.0] and clock.now <= 10
