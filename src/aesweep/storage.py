@@ -101,13 +101,14 @@ def open_storage(storage: str, wait_s: float = 0.0) -> optuna.storages.BaseStora
             ) from None
         except Exception as error:  # SQLAlchemy raises many kinds; the user needs one line.
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            if attempt >= RDB_OPEN_ATTEMPTS:
-                if time.monotonic() + pause > deadline:
-                    raise ConfigError("storage", storage, f"{STORAGE_FORMS}; cannot open it: {first_line}") from None
-                log.warning("storage: cannot open the database (%s); trying again in %.0f s", first_line[:120], pause)
+            if attempt < RDB_OPEN_ATTEMPTS:
+                time.sleep(1.0)
+                continue
+            if time.monotonic() + pause > deadline:
+                raise ConfigError("storage", storage, f"{STORAGE_FORMS}; cannot open it: {first_line}") from None
+            log.warning("storage: cannot open the database (%s); trying again in %.0f s", first_line[:120], pause)
             time.sleep(pause)
-            if attempt >= RDB_OPEN_ATTEMPTS:
-                pause = min(2 * pause, 5.0)
+            pause = min(2 * pause, 5.0)
     raise AssertionError("unreachable")
 
 
