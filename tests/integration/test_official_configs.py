@@ -67,11 +67,22 @@ def test_a_custom_search_space_function_adds_parameters_by_their_override_keys(t
         assert trial.value == pytest.approx(w**2 + x**2 + trial.params["y"] ** 2 + z**2)
 
 
+def test_a_custom_search_space_function_that_raises_stops_the_sweep_in_one_line_with_its_trial_failed(tmp_path):
+    done = app(SPHERE, tmp_path, "--config-name", "custom_space", "hydra.sweeper.n_trials=3",
+               "hydra.sweeper.custom_search_space=sphere.configure_until_trial_1")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == ("error: trial 1 failed in the sampler: ValueError: no space for trial 1; "
+                                            "the sweep stopped")
+    first, second = sorted(study(tmp_path, "custom-search-space").trials, key=lambda t: t.number)
+    assert (first.state.name, second.state.name) == ("COMPLETE", "FAIL")
+    assert second.user_attrs["reason"] == "sampler: ValueError: no space for trial 1"
+
+
 def test_hydra_11s_search_space_runs_as_params_with_one_deprecation_line(tmp_path):
     done = app(SPHERE, tmp_path, "--config-name", "hydra11", "hydra.sweeper.n_trials=3")
     assert done.returncode == 0, done.stderr[-2000:]
     (line,) = [line for line in (done.stdout + done.stderr).splitlines() if "deprecated" in line]
-    assert "params: {x: 'range(-5.5, 6.0, 0.5)', y: 'choice(-5, 0, 5)'}" in line
+    assert "params: {x: 'range(-5.5, 5.75, 0.5)', y: 'choice(-5, 0, 5)'}" in line
     for trial in study(tmp_path, "hydra11").trials:
         assert trial.params["y"] in (-5, 0, 5) and -5.5 <= trial.params["x"] <= 5.5
 

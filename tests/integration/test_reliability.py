@@ -18,6 +18,7 @@ point; those train.py runs stop before any data loads, except the marked integra
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -266,6 +267,32 @@ def test_a_trial_whose_process_is_killed_ends_fail_while_the_sweep_goes_on(tmp_p
     assert killed["reason"].str.contains("SIGKILL").all(), list(killed["reason"])
     assert not any((Path(d) / "metrics.json").exists() for d in killed["run_dir"])
     assert min(killed["number"]) < max(survived["number"])  # a trial ran (and completed) after a kill
+
+
+BATCH_OF_TWO = ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
+                "hydra.sweeper.dispatch=batch", "hydra.sweeper.n_trials=2", "sleep=0.5", "mode_trial=0")
+
+
+def test_in_a_batch_the_run_a_killed_worker_took_down_is_run_again_alone_and_completes(tmp_path):
+    result = quadratic(tmp_path, "-m", "sweep=smoke", *BATCH_OF_TWO, "mode=sigkill",
+                       f"hydra.sweep.dir={tmp_path / 's'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = pd.read_csv(tmp_path / "s" / "trials.csv")
+    assert list(rows["state"]) == ["FAIL", "COMPLETE"]  # before: both FAIL, trial 1 for trial 0's kill
+    assert "SIGKILL" in rows["reason"][0]
+    assert "trial 1: the launcher's worker pool broke under its run (its run); running it again, alone" in result.stdout
+
+
+def test_in_a_batch_a_trial_over_max_failure_rate_stops_the_sweep_once_the_batch_is_told(tmp_path):
+    result = quadratic(tmp_path, "-m", "sweep=smoke", *BATCH_OF_TWO, "mode=raise", "hydra.sweeper.max_failure_rate=0",
+                       f"hydra.sweep.dir={tmp_path / 's'}")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith(
+        "error: 1 of 2 trials failed, more than hydra.sweeper.max_failure_rate=0 allows")
+    rows = pd.read_csv(tmp_path / "s" / "trials.csv")
+    assert list(rows["state"]) == ["FAIL", "COMPLETE"]  # before: trial 1 FAIL, "sweep stopped" after it completed
+    record = json.loads((Path(rows["run_dir"][1]) / "metrics.json").read_text())
+    assert rows["value"][1] == pytest.approx(record["val"]["mapped_acc"])
 
 
 # ---------------------------------------------------------------------- determinism

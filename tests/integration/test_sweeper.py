@@ -420,3 +420,40 @@ def test_resuming_a_study_with_other_fixed_settings_warns_and_names_them(tmp_pat
     assert other.returncode == 0
     assert ("study 'smoke' continues with other fixed settings than its earlier trials: now epochs=3; before epochs=2"
             in other.stdout + other.stderr)
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_seeded_scrambled_qmc_search_proposes_the_points_of_optunas_own_qmc_sampler(tmp_path):
+    # before: a sampler seeded anew for each trial drew each trial's point from a sequence of its own
+    result = sweep(tmp_path, "hydra/sweeper/sampler=qmc", "hydra.sweeper.sampler.scramble=true",
+                   "hydra.sweeper.sampler.seed=0", f"hydra.sweep.dir={tmp_path / 's'}")
+    assert result.returncode == 0, result.stderr
+
+    def objective(trial):
+        trial.suggest_float("x", -1, 1), trial.suggest_categorical("kind", ["a", "b"])
+        trial.suggest_int("width", 4, 32, step=4)
+        return 0.0
+
+    reference = optuna.create_study(sampler=optuna.samplers.QMCSampler(seed=0, scramble=True))
+    reference.optimize(objective, n_trials=4)
+    assert [t.params for t in sorted(load(tmp_path).trials, key=lambda t: t.number)] == [
+        t.params for t in reference.trials]
+
+
+def test_enqueued_trials_run_first_and_those_past_n_trials_wait_without_holding_the_sweep(tmp_path):
+    assert sweep(tmp_path, "hydra.sweeper.n_trials=1").returncode == 0
+    for x in (0.1, 0.2, 0.25):
+        load(tmp_path).enqueue_trial({"x": x, "kind": "a", "width": 8})
+
+    # before: the sweep went round its loop for ever, the study full and a trial WAITING
+    second = subprocess.run(command("hydra.sweeper.n_trials=3", "hydra.sweeper.confirm.seeds=[7]",
+                                    f"hydra.sweep.dir={tmp_path / 's'}"),
+                            cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=60)
+
+    assert second.returncode == 0, second.stderr
+    assert "study 'smoke' in" in second.stdout and "1 of 3 trials exist, 3 more enqueued (WAITING)" in second.stdout
+    trials = sorted(load(tmp_path).trials, key=lambda t: t.number)
+    assert states(load(tmp_path)) == ["COMPLETE", "COMPLETE", "COMPLETE", "WAITING"]
+    assert [t.params["x"] for t in trials[1:3]] == [0.1, 0.2]  # in the order they were enqueued
+    confirmed = pd.read_csv(tmp_path / "s" / "confirm.csv")
+    assert list(confirmed["seed"]) == [7]  # a trial left WAITING past n_trials does not hold the confirmation back

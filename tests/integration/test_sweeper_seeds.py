@@ -6,9 +6,11 @@ seed (seed_noise), in a subprocess as a user runs it.
 
 import io
 import json
+import signal
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -140,10 +142,11 @@ def test_a_resumed_study_keeps_its_seeds_and_statistic(tmp_path):
     assert sweep(tmp_path, *SEEDED, "hydra.sweeper.n_trials=2").returncode == 0
     assert len(study(tmp_path).trials) == 2
     before = (tmp_path / "outputs" / "optuna" / "journal.log").read_bytes()
-    for change, key in ((["hydra.sweeper.seeds=[0,1]"], "hydra.sweeper.seeds=[0, 1]"),
-                        (["hydra.sweeper.seed_statistic=min"], "hydra.sweeper.seed_statistic='min'")):
+    for change, refusal in ((["hydra.sweeper.seeds=[0,1]"], "hydra.sweeper.seeds=[0, 1] is not allowed: [0,1,2], "),
+                            (["hydra.sweeper.seed_statistic=min"],
+                             "hydra.sweeper.seed_statistic='min' is not allowed: mean, ")):
         refused = sweep(tmp_path, *SEEDED, "hydra.sweeper.n_trials=3", *change)
-        assert_one_error_line(refused, f"{key} is not allowed", "as study 'smoke'")
+        assert_one_error_line(refused, f"{refusal}as study 'smoke'")
     assert (tmp_path / "outputs" / "optuna" / "journal.log").read_bytes() == before
 
 
@@ -178,3 +181,26 @@ def test_the_baseline_is_measured_over_the_sweeps_seeds_once_when_the_storage_ha
     again = sweep(tmp_path, *SEEDED, "hydra.sweeper.n_trials=2", "hydra.sweeper.baseline_overrides=['kind=b','x=0.0']")
     assert again.returncode == 0, again.stderr
     assert len(study(tmp_path, "baseline").trials) == 1  # measured once
+
+
+def test_a_baseline_cut_short_by_sigterm_is_failed_and_measured_by_the_next_command(tmp_path):
+    baseline = ["hydra.sweeper.baseline_overrides=['kind=b','x=0.0']", "hydra.sweeper.n_trials=1"]
+    first = subprocess.Popen([sys.executable, str(QUADRATIC_APP), "-m", "sweep=smoke", *SEEDED, *baseline,
+                              "epochs=6", "sleep=0.4", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                             cwd=tmp_path, env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+    first_run = tmp_path / "sweep" / "baseline" / "0" / "seed0" / "history.csv"  # its first run has ended
+    deadline = time.time() + 60
+    while time.time() < deadline and not first_run.exists():
+        time.sleep(0.2)
+    first.send_signal(signal.SIGTERM)  # as Ctrl-C (SIGINT is ignored where the tests run in the background)
+    _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 143 and "Traceback" not in stderr
+    (cut,) = study(tmp_path, "baseline").trials
+    assert cut.state.name == "FAIL" and cut.user_attrs["reason"] == "sweep interrupted (signal 15)"
+
+    again = sweep(tmp_path, *SEEDED, *baseline, "epochs=2")
+
+    assert again.returncode == 0, again.stderr
+    assert [t.state.name for t in study(tmp_path, "baseline").trials] == ["FAIL", "COMPLETE"]
+    assert "Baseline: study 'baseline', 1 completed trials" in again.stdout

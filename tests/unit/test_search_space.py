@@ -103,7 +103,9 @@ def test_command_line_override_replaces_the_sweep_files_entry():
         ("range(5, 1)", "at least one value"),
         ("tag(int, interval(0.5, 3))", "whole-number"),
         ("tag(cube, interval(0, 1))", "unknown: cube"),
-        ("choice(a, b, a)", "listed twice"),
+        ("choice(a, b, a)", "distinct choices (a is listed twice)"),
+        ("choice(1, true)", "distinct choices (true equals 1, listed before it)"),  # one choice to Optuna
+        ("choice(0, false)", "distinct choices (false equals 0, listed before it)"),
         ("tag(log, choice(1, 2))", "not choice()"),
     ],
 )
@@ -193,19 +195,29 @@ def test_each_sweep_files_keys_exist_in_the_projects_config(path):
 # ---------------------------------------------------------------- Hydra 1.1's search_space format
 
 
-@pytest.mark.parametrize("spec, expected", [
-    ({"type": "float", "low": 0.1, "high": 1.0}, "interval(0.1, 1.0)"),
-    ({"type": "float", "low": 1e-4, "high": 1e-1, "log": True}, "tag(log, interval(0.0001, 0.1))"),
-    ({"type": "float", "low": -5.5, "high": 5.5, "step": 0.5}, "range(-5.5, 6.0, 0.5)"),
-    ({"type": "int", "low": 1, "high": 8}, "tag(int, interval(1, 8))"),
-    ({"type": "int", "low": 2, "high": 10, "step": 2}, "range(2, 12, 2)"),
-    ({"type": "int", "low": 1, "high": 64, "log": True}, "tag(log, int, interval(1, 64))"),
-    ({"type": "categorical", "choices": [32, 64, "a"]}, "choice(32, 64, a)"),
+@pytest.mark.parametrize("spec, expected, distribution", [
+    ({"type": "float", "low": 0.1, "high": 1.0}, "interval(0.1, 1.0)", FloatDistribution(0.1, 1.0)),
+    ({"type": "float", "low": 1e-4, "high": 1e-1, "log": True}, "tag(log, interval(0.0001, 0.1))",
+     FloatDistribution(1e-4, 1e-1, log=True)),
+    ({"type": "float", "low": -5.5, "high": 5.5, "step": 0.5}, "range(-5.5, 5.75, 0.5)",
+     FloatDistribution(-5.5, 5.5, step=0.5)),
+    ({"type": "float", "low": 0, "high": 1.0, "step": 0.3}, "range(0, 1.15, 0.3)",  # 1.0 is not on the grid
+     FloatDistribution(0.0, 0.9, step=0.3)),
+    ({"type": "int", "low": 1, "high": 8}, "tag(int, interval(1, 8))", IntDistribution(1, 8)),
+    ({"type": "int", "low": 2, "high": 10, "step": 2}, "range(2, 11, 2)", IntDistribution(2, 10, step=2)),
+    ({"type": "int", "low": 1, "high": 10, "step": 2}, "range(1, 11, 2)", IntDistribution(1, 9, step=2)),
+    ({"type": "int", "low": 1, "high": 64, "log": True}, "tag(log, int, interval(1, 64))",
+     IntDistribution(1, 64, log=True)),
+    ({"type": "categorical", "choices": [32, 64, "a"]}, "choice(32, 64, a)", CategoricalDistribution([32, 64, "a"])),
 ])
-def test_each_search_space_entry_becomes_the_params_text_of_the_same_distribution(spec, expected):
+def test_each_search_space_entry_becomes_params_text_of_the_same_distribution_never_past_high(
+        spec, expected, distribution):
     from hydra_plugins.aesweep_optuna._plan import params_of_search_space
 
-    assert params_of_search_space({"p": spec}) == {"p": expected}
+    params = params_of_search_space({"p": spec})
+    assert params == {"p": expected}
+    [param] = parse_search_space(params, [], lambda group: [])
+    assert param.distribution == distribution
 
 
 def test_a_search_space_entry_of_an_unknown_type_is_refused_naming_its_key():
@@ -215,3 +227,19 @@ def test_a_search_space_entry_of_an_unknown_type_is_refused_naming_its_key():
         params_of_search_space({"lr": {"type": "loguniform", "low": 0, "high": 1}})
     assert str(refused.value) == ("hydra.sweeper.search_space.lr.type='loguniform' is not allowed: "
                                   "one of: float, int, categorical")
+
+
+def test_a_study_run_without_seeds_refuses_seeds_on_resuming_naming_null_as_written():
+    import types
+
+    import optuna
+
+    from hydra_plugins.aesweep_optuna._plan import SEEDS_ATTR, _check_resumed_seeds
+
+    study = optuna.create_study(study_name="unseeded")
+    study.set_user_attr(SEEDS_ATTR, {"seeds": None, "statistic": "mean"})
+    settings = types.SimpleNamespace(seeds=[0, 1, 2], seed_statistic="mean")
+
+    with pytest.raises(ConfigError) as refused:
+        _check_resumed_seeds(settings, study, "outputs/optuna/journal.log")
+    assert str(refused.value).startswith("hydra.sweeper.seeds=[0, 1, 2] is not allowed: null, as study 'unseeded' in ")

@@ -1,8 +1,10 @@
 """What a sweep is measured against: the baseline before the search, the confirmation after it.
 
 baseline  ``baseline_overrides`` (e.g. the blog's recipe) on the sweep's own budget and seeds, measured
-          once into the study ``baseline_study`` when the storage has none, in a sweep folder of its own
-          (outputs/sweeps/<baseline_study>/<time>/), so the summary always states the gain.
+          into the study ``baseline_study`` when the storage has no completed baseline and no worker is
+          measuring one (a measurement cut short by Ctrl-C or a killed worker is made again by the next
+          command), in a sweep folder of its own (outputs/sweeps/<baseline_study>/<time>/), so the summary
+          always states the gain.
 confirm   once no trial of the study is running any more, the ``confirm.top_k`` best COMPLETE trials are
           re-run on ``confirm.seeds`` - fresh seeds the search never used - and scored on the held-out test
           split. ``confirm.csv`` holds every run; the study keeps the figures, so best.yaml, the summary and
@@ -30,7 +32,7 @@ from ._tables import CONFIRM_ATTR, study_rank, test_twin
 from ._dispatch import Dispatcher, RunJob
 from ._outcome import combine, judge_run
 from ._plan import OBJECTIVES_ATTR, SEEDS_ATTR, Plan
-from ._workers import claim_lock
+from ._workers import HEARTBEAT_ATTR, WORKER_ATTR, Heartbeat, claim_lock, fail_stale_trials
 
 if TYPE_CHECKING:
     from ._sweep import OptunaSweep
@@ -53,19 +55,42 @@ def run_all(dispatcher: Dispatcher, runs: list[RunJob]) -> list[RunJob]:
 # ---------------------------------------------------------------------------------------------- baseline
 
 
-def measure_baseline(sweep: OptunaSweep, plan: Plan, dispatcher: Dispatcher) -> None:
+def measure_baseline(sweep: OptunaSweep, plan: Plan, dispatcher: Dispatcher, heartbeat: Heartbeat) -> None:
     settings = sweep.settings
     name = plan.baseline_study
     if not settings.baseline_overrides or not name or name == plan.study.study_name:
         return
     with claim_lock(plan.storage_url, name):
         if name in optuna.study.get_all_study_names(plan.storage):
-            return
-        study = optuna.create_study(storage=plan.storage, study_name=name,
-                                    directions=[d.name.lower() for d in plan.study.directions])
-        study.set_user_attr(OBJECTIVES_ATTR, plan.objectives)
-        study.set_user_attr(SEEDS_ATTR, {"seeds": settings.seeds, "statistic": settings.seed_statistic})
+            study = optuna.load_study(study_name=name, storage=plan.storage)
+            fail_stale_trials(plan.storage, study.get_trials(deepcopy=False), sweep.worker, settings.stale_after)
+            states = {t.state for t in study.get_trials(deepcopy=False)}
+            if states & {TrialState.COMPLETE, TrialState.RUNNING}:  # measured, or being measured by another worker
+                return
+            log.info("study '%s' holds no completed baseline: measuring it again", name)
+        else:
+            study = optuna.create_study(storage=plan.storage, study_name=name,
+                                        directions=[d.name.lower() for d in plan.study.directions])
+            study.set_user_attr(OBJECTIVES_ATTR, plan.objectives)
+            study.set_user_attr(SEEDS_ATTR, {"seeds": settings.seeds, "statistic": settings.seed_statistic})
         trial = study.ask()
+        # owned like a search trial, so that a killed worker's measurement is found stale and made again
+        plan.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, sweep.worker.as_attr())
+        plan.storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, time.time())
+    heartbeat.add(trial._trial_id)
+    try:
+        _measure(sweep, plan, dispatcher, study, trial)
+    except KeyboardInterrupt as interrupt:
+        trial.set_user_attr("reason", f"sweep interrupted ({str(interrupt) or 'Ctrl-C'})")
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    finally:
+        heartbeat.discard(trial._trial_id)
+
+
+def _measure(sweep: OptunaSweep, plan: Plan, dispatcher: Dispatcher, study: optuna.Study, trial: optuna.Trial) -> None:
+    """The baseline's runs, one per seed, told to its study as one trial."""
+    settings, name = sweep.settings, plan.baseline_study
     overrides = plan.fixed + list(settings.baseline_overrides)
     # named as `sweep=<baseline_study>` names its folder, whichever dataset the study is named for, so that
     # collect's sweep column reads `baseline` for every dataset's baseline runs
@@ -109,7 +134,7 @@ def confirm_best(sweep: OptunaSweep, plan: Plan, dispatcher: Dispatcher) -> None
         return
     study = plan.study
     trials = study.get_trials(deepcopy=False)
-    if any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials):
+    if any(t.state == TrialState.RUNNING for t in trials):  # enqueued trials past n_trials never run
         log.info("confirmation left to the worker that ends last: trials are still running")
         return
     complete = [t for t in trials if t.state == TrialState.COMPLETE]

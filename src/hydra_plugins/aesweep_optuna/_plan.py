@@ -203,12 +203,13 @@ def params_of_search_space(search_space: Any) -> dict[str, str]:
         for bound, value in (("low", low), ("high", high)):
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise ConfigError(f"{key}.{name}.{bound}", value, "a number")
+        # range() excludes its stop: a stop past high (by less than a step) keeps high itself and nothing above it
         if kind == "int" and step not in (None, 1) and not log_scale:
-            params[name] = f"range({int(low)}, {int(high) + int(step)}, {int(step)})"  # range() excludes its stop
+            params[name] = f"range({int(low)}, {int(high) + 1}, {int(step)})"
         elif kind == "int":
             params[name] = f"tag({'log, ' if log_scale else ''}int, interval({int(low)}, {int(high)}))"
         elif step is not None:
-            params[name] = f"range({low}, {high + step}, {step})"
+            params[name] = f"range({low}, {high + step / 2}, {step})"  # half a step: no float rounding decides
         else:
             params[name] = f"tag(log, interval({low}, {high}))" if log_scale else f"interval({low}, {high})"
     return params
@@ -256,9 +257,11 @@ def _check_resumed_seeds(settings: SweepSettings, study: optuna.Study, storage_u
         return
     where = f"as study '{study.study_name}' in {storage_url} ran its trials (a new hydra.sweeper.study_name starts afresh)"
     if recorded.get("seeds") != settings.seeds:
-        raise ConfigError("hydra.sweeper.seeds", settings.seeds, f"{recorded.get('seeds')}, {where}")
+        raise ConfigError("hydra.sweeper.seeds", settings.seeds, f"{value_as_override_text(recorded.get('seeds'))}, {where}")
     if recorded.get("seeds") is not None and recorded.get("statistic") != settings.seed_statistic:
-        raise ConfigError("hydra.sweeper.seed_statistic", settings.seed_statistic, f"{recorded.get('statistic')}, {where}")
+        raise ConfigError("hydra.sweeper.seed_statistic", settings.seed_statistic,
+                          f"{value_as_override_text(recorded.get('statistic'))}, {where}")
+
 
 
 def _warn_changed_fixed(study: optuna.Study, fixed: list[str]) -> None:

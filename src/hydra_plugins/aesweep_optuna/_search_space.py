@@ -164,17 +164,28 @@ def _choices(elements: list[Any], source: str, text: str) -> tuple[list[Any], li
             value = element
         else:
             value = element_text
-        if value in values:
-            raise ConfigError(source, text, f"distinct choices ({element_text} is listed twice)")
+        if value in values:  # Optuna finds a choice by ==, so true and 1 (false, 0 and 0.0) are one choice to it
+            first = values.index(value)
+            earlier, shown = _as_written(values[first], texts[first]), _as_written(value, element_text)
+            same = "is listed twice" if earlier == shown else f"equals {earlier}, listed before it"
+            raise ConfigError(source, text, f"distinct choices ({shown} {same})")
         values.append(value)
         texts.append(element_text)
     return values, texts
+
+
+def _as_written(value: Any, text: str) -> str:
+    """A choice as the override grammar spells it: true and false in lower case."""
+    return str(value).lower() if isinstance(value, bool) else text
 
 
 def _check_options(source: str, text: str, values: list[Any], options: list[str]) -> None:
     for value in values:
         if value not in options:
             raise ConfigError(source, text, f"options of this config group: {', '.join(options)} (not {value})")
+
+
+FLOAT_DIGITS = 12  # a float range's values are rounded to this many decimals: far below any step, above rounding
 
 
 def _range_distribution(sweep: RangeSweep, source: str, text: str) -> BaseDistribution:
@@ -189,7 +200,9 @@ def _range_distribution(sweep: RangeSweep, source: str, text: str) -> BaseDistri
         return IntDistribution(int(low), int(high), log=log, step=1 if log else int(step))
     if log:
         raise ConfigError(source, text, "tag(log, ...) on float steps: use tag(log, interval(lo, hi))")
-    return FloatDistribution(float(low), float(high), step=float(step))
+    # Hydra's float range accumulates rounding (0 + 3 * 0.3 = 0.8999999999999999), and Optuna cuts a high off
+    # the step's grid down to the step below (0.6): the last value, rounded back onto the grid, is the high.
+    return FloatDistribution(float(low), round(float(high), FLOAT_DIGITS), step=float(step))
 
 
 def _interval_distribution(sweep: IntervalSweep, as_int: bool, source: str, text: str) -> BaseDistribution:

@@ -167,8 +167,11 @@ class SweepSettings:
         seed = (self.sampler or {}).get("seed")
         cls = import_class((self.sampler or {}).get("_target_"))
         # GridSampler's seed shuffles the grid, and a trial's grid point is an index into that order:
-        # every trial must see the same order, or points repeat and others are never run.
-        if seed is None or (isinstance(cls, type) and issubclass(cls, optuna.samplers.GridSampler)):
+        # every trial must see the same order, or points repeat and others are never run. QMCSampler's seed
+        # scrambles its sequence, whose next point the study counts: a seed per trial would take the first
+        # point of a new sequence each time, a random search. Both replay nothing on resuming as they are.
+        if seed is None or (isinstance(cls, type) and issubclass(cls, (optuna.samplers.GridSampler,
+                                                                        optuna.samplers.QMCSampler))):
             return None
         return self.build_sampler(space, trial_seed(int(seed), trial_number))
 

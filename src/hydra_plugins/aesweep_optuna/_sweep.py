@@ -5,7 +5,8 @@ plan     settings, search space, sampler, pruner, storage and study are all chec
 baseline the configuration the sweep is compared with, measured over the sweep's seeds when the
          storage has none (``baseline_overrides``)
 claim    under the claim lock: fail stale trials, then ask one trial while the study has fewer than
-         n_trials (every state counts, every worker's trials count); it becomes one run per seed
+         n_trials (every worker's trials count, in every state but WAITING: an enqueued trial counts once
+         a worker asks for it); it becomes one run per seed
 dispatch a run starts the moment a slot frees (``_dispatch``), sampled with what is known by then
          (TPE's constant liar covers the trials still running); ``dispatch: batch`` waits for a whole batch
 record   a trial's runs judged and combined (``_outcome``) and told to the study as soon as its last run ends
@@ -57,6 +58,26 @@ log = logging.getLogger(__name__)
 # At most this often is trials.csv rebuilt while a sweep runs (and always at its end): rebuilding reads every
 # trial of the study, so after each of a thousand one-second trials it would cost more than the trials.
 TABLES_EVERY_S = 5.0
+
+
+class SamplerFailed(Exception):
+    """The sampler (or a custom_search_space function) raised while proposing a trial: it would again."""
+
+
+def _counted(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """The trials that count against n_trials: all but the enqueued ones no worker has asked for yet."""
+    return sum(t.state != TrialState.WAITING for t in trials)
+
+
+def _to_run_again(run: RunJob) -> bool:
+    """A run the launcher's worker pool took down when another run killed it: once more, alone (the one at fault
+    dies again and fails with its reason; the others were only in the way)."""
+    if not run.pool_broke or run.retried:
+        return False
+    run.retried, run.pool_broke, run.launch_error = True, False, None
+    log.warning("trial %d: the launcher's worker pool broke under its run (%s); running it again, alone",
+                run.trial_number, f"seed {run.seed}" if run.seed is not None else "its run")
+    return True
 
 
 def _exit(code: int, message: str) -> NoReturn:
@@ -126,8 +147,7 @@ class OptunaSweep:
         with claim_lock(plan.storage_url, plan.study.study_name):
             trials = plan.study.get_trials(deepcopy=False)
             fail_stale_trials(plan.storage, trials, self.worker, self.settings.stale_after)
-            waiting = sum(t.state == TrialState.WAITING for t in trials)
-            if self.settings.n_trials - len(trials) + waiting <= 0:
+            if _counted(trials) >= self.settings.n_trials:
                 return None
             return self._prepare(plan, plan.study.ask())
 
@@ -149,8 +169,9 @@ class OptunaSweep:
                 overrides += [f"{name}={value_as_override_text(value)}" for name, value in trial.params.items()
                               if name not in known]
         except Exception as error:  # the sampler would fail every trial the same way: stop here
-            self._tell(plan, trial, TrialState.FAIL, None, {"reason": f"sampler: {one_line(error)}"})
-            raise
+            reason = f"sampler: {one_line(error)}"
+            self._tell(plan, trial, TrialState.FAIL, None, {"reason": reason})
+            raise SamplerFailed(f"trial {trial.number} failed in the {reason}") from error
         link = trial_link(plan, trial, self.settings)
         runs = [RunJob(trial.number, seed, overrides + link + seed_overrides(trial.number, seed),
                        trial_dir if seed is None else trial_dir / f"seed{seed}") for seed in self.settings.seeds or [None]]
@@ -209,9 +230,10 @@ class OptunaSweep:
             _exit(2, f"error: {ConfigError('hydra.sweep.dir', str(plan.sweep_dir), one_line(error))}")
         write_study_file(plan.sweep_dir, self._study_info(plan))
         describe_study(plan, self.config, self.settings)
-        existing = len(plan.study.get_trials(deepcopy=False))
-        log.info("study '%s' in %s: %d of %d trials exist", plan.study.study_name, plan.storage_url, existing,
-                 self.settings.n_trials)
+        trials = plan.study.get_trials(deepcopy=False)
+        existing, waiting = _counted(trials), len(trials) - _counted(trials)
+        log.info("study '%s' in %s: %d of %d trials exist%s", plan.study.study_name, plan.storage_url, existing,
+                 self.settings.n_trials, f", {waiting} more enqueued (WAITING)" if waiting else "")
         if existing >= self.settings.n_trials:
             log.info("nothing to run: raise hydra.sweeper.n_trials to continue, or set a new hydra.sweeper.study_name")
 
@@ -222,13 +244,15 @@ class OptunaSweep:
         with _sigterm_as_interrupt(), Heartbeat(plan.storage, self.settings.heartbeat_interval) as heartbeat, progress:
             self._progress = progress
             try:
-                measure_baseline(self, plan, dispatcher)
+                measure_baseline(self, plan, dispatcher, heartbeat)
                 deadline = time.monotonic() + self.settings.timeout if self.settings.timeout else math.inf
                 loop = self._batches if self.settings.dispatch == "batch" else self._runs_as_slots_free
                 loop(plan, dispatcher, heartbeat, deadline, outcomes, returns)
                 confirm_best(self, plan, dispatcher)
             except KeyboardInterrupt as interrupt:
-                self._interrupted(plan, dispatcher, str(interrupt) or "Ctrl-C")
+                self._interrupted(plan, str(interrupt) or "Ctrl-C")
+            except SamplerFailed as failure:
+                self._end_early(plan, "sweep stopped: the sampler failed", 1, f"error: {failure}; the sweep stopped")
         describe_study(plan, self.config, self.settings)  # again: the baseline may have been measured since
         self._finish(plan, outcomes, dispatcher.slots)
         return [returns]
@@ -254,10 +278,8 @@ class OptunaSweep:
                 if not pending and budget_left:
                     budget_left = time.monotonic() < deadline and not self._exhausted
                     claim = self.claim(plan) if budget_left else None
-                    if claim is None:
-                        budget_left = budget_left and not self._nothing_left(plan)
-                        if budget_left:
-                            continue  # the claimed trial failed its config check; claim again
+                    if claim is None:  # the study has its n_trials
+                        budget_left = False
                         break
                     self._open[claim.trial.number] = claim
                     heartbeat.add(claim.trial._trial_id)
@@ -269,26 +291,25 @@ class OptunaSweep:
                 if claim.stopped(plan.storage):  # a sibling seed was pruned or failed: this run is not needed
                     claim.skip(run)
                     self._close_if_done(plan, claim, heartbeat, outcomes)
+                    self._stop_if_failing(plan, outcomes)
                     continue
                 dispatcher.start(run)
             if not dispatcher.running:
                 break
             run = dispatcher.next_finished()
-            if run.pool_broke and not run.retried:
-                run.retried, run.pool_broke, run.launch_error = True, False, None
-                log.warning("trial %d: the launcher's worker pool broke under its run (%s); running it again, alone",
-                            run.trial_number, f"seed {run.seed}" if run.seed is not None else "its run")
+            if _to_run_again(run):
                 again.append(run)
                 continue
-            if run.job_return is not None:
-                returns.append(run.job_return)
-            claim = self._open[run.trial_number]
-            claim.finished(judge_run(run.seed, run.run_dir, run.job_return, plan.objectives, run.launch_error, plan.from_return), run)
-            self._close_if_done(plan, claim, heartbeat, outcomes)
+            self._close_if_done(plan, self._finished(plan, run, returns), heartbeat, outcomes)
+            self._stop_if_failing(plan, outcomes)
 
     def _batches(self, plan: Plan, dispatcher: Dispatcher, heartbeat: Heartbeat, deadline: float,
                  outcomes: dict[int, TrialState | None], returns: list[JobReturn]) -> None:
-        """``dispatch: batch``: claim n_jobs trials, launch all their runs in one call, wait for the slowest."""
+        """``dispatch: batch``: claim n_jobs trials, launch all their runs in one call, wait for the slowest.
+
+        Runs that a broken worker pool took down are run again after the batch, each alone, as the asynchronous
+        loop does; max_failure_rate judges the batch once all its trials are told.
+        """
         self._open = {}
         while time.monotonic() < deadline and not self._exhausted:
             claims = []
@@ -297,23 +318,34 @@ class OptunaSweep:
                 if claim is None:
                     break
                 claims.append(claim)
-            if not claims:
-                if self._nothing_left(plan):
-                    break
-                continue
-            for claim in claims:
-                self._open[claim.trial.number] = claim
+                self._open[claim.trial.number] = claim  # open at once: a sampler failing the next one fails it too
                 heartbeat.add(claim.trial._trial_id)
+            if not claims:  # the study has its n_trials
+                break
             runs = [run for claim in claims for run in claim.runs]
             dispatcher.start_batch(runs)
+            again = []
             for _ in runs:
                 run = dispatcher.next_finished()
-                if run.job_return is not None:
-                    returns.append(run.job_return)
-                self._open[run.trial_number].finished(
-                    judge_run(run.seed, run.run_dir, run.job_return, plan.objectives, run.launch_error, plan.from_return), run)
+                if _to_run_again(run):
+                    again.append(run)
+                else:
+                    self._finished(plan, run, returns)
+            for run in again:
+                dispatcher.start(run)
+                self._finished(plan, dispatcher.next_finished(), returns)
             for claim in claims:
                 self._close_if_done(plan, claim, heartbeat, outcomes)
+            self._stop_if_failing(plan, outcomes)
+
+    def _finished(self, plan: Plan, run: RunJob, returns: list[JobReturn]) -> Claim:
+        """Judge a run that ended and hand it to its trial's claim."""
+        if run.job_return is not None:
+            returns.append(run.job_return)
+        claim = self._open[run.trial_number]
+        claim.finished(judge_run(run.seed, run.run_dir, run.job_return, plan.objectives, run.launch_error,
+                                 plan.from_return), run)
+        return claim
 
     def _close_if_done(self, plan: Plan, claim: Claim, heartbeat: Heartbeat,
                        outcomes: dict[int, TrialState | None]) -> None:
@@ -327,37 +359,32 @@ class OptunaSweep:
             _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives, self.settings.seeds)
             self._tables_written = time.monotonic()
         self._progress.update()
-        self._stop_if_failing(plan, outcomes)
 
-    def _interrupted(self, plan: Plan, dispatcher: Dispatcher, why: str) -> NoReturn:
-        """Ctrl-C or SIGTERM: trials still running are recorded FAIL (finished ones kept); exit 130 or 143."""
+    def _end_early(self, plan: Plan, reason: str, code: int, message: str) -> NoReturn:
+        """Trials still running are recorded FAIL with the reason (finished ones kept), the tables written; exit."""
         for claim in list(getattr(self, "_open", {}).values()):
-            self._tell(plan, claim.trial, TrialState.FAIL, None, {"reason": f"sweep interrupted ({why})"})
+            self._tell(plan, claim.trial, TrialState.FAIL, None, {"reason": reason})
         _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives, self.settings.seeds)
-        # the shell's codes: 128 + the signal (SIGINT 2, SIGTERM 15)
-        _exit(143 if why == f"signal {signal.SIGTERM}" else 130,
-              f"error: sweep interrupted ({why}): the running trials are recorded FAIL, finished ones kept; "
-              "run the same command again to continue")
+        _exit(code, message)
+
+    def _interrupted(self, plan: Plan, why: str) -> NoReturn:
+        """Ctrl-C or SIGTERM: exit 130 or 143, the shell's codes (128 + SIGINT 2, SIGTERM 15)."""
+        self._end_early(plan, f"sweep interrupted ({why})", 143 if why == f"signal {signal.SIGTERM}" else 130,
+                        f"error: sweep interrupted ({why}): the running trials are recorded FAIL, finished ones kept; "
+                        "run the same command again to continue")
 
     def _stop_if_failing(self, plan: Plan, outcomes: dict[int, TrialState | None]) -> None:
-        """max_failure_rate: more of this command's finished trials failed than allowed -> stop, exit 1."""
+        """max_failure_rate: more of this command's finished trials failed than allowed -> stop, exit 1 (the
+        trials still running are told FAIL)."""
         rate = self.settings.max_failure_rate
         closed = [state for state in outcomes.values() if state is not None]
         failed = sum(state == TrialState.FAIL for state in closed)
         if rate is None or not closed or failed / len(closed) <= rate:
             return
         mine = [t for t in plan.study.get_trials(deepcopy=False) if t.number in outcomes]
-        for claim in list(self._open.values()):
-            self._tell(plan, claim.trial, TrialState.FAIL, None, {"reason": "sweep stopped: too many failed trials"})
-        _tables.write_tables(plan.sweep_dir, plan.study, plan.space, plan.objectives, self.settings.seeds)
-        _exit(1, f"error: {failed} of {len(closed)} trials failed, more than hydra.sweeper.max_failure_rate={rate:g} "
-                 f"allows: {_tables.fail_reasons(mine)}")
-
-    def _nothing_left(self, plan: Plan) -> bool:
-        if self._exhausted:
-            return True
-        trials = plan.study.get_trials(deepcopy=False)
-        return len(trials) >= self.settings.n_trials and not any(t.state == TrialState.WAITING for t in trials)
+        self._end_early(plan, "sweep stopped: too many failed trials", 1,
+                        f"error: {failed} of {len(closed)} trials failed, more than "
+                        f"hydra.sweeper.max_failure_rate={rate:g} allows: {_tables.fail_reasons(mine)}")
 
     def _study_info(self, plan: Plan) -> dict[str, Any]:
         return {

@@ -29,5 +29,12 @@ def configure(cfg: DictConfig, trial) -> None:
     trial.suggest_float("+w", 0.0, 1.0)
 
 
+def configure_until_trial_1(cfg: DictConfig, trial) -> None:
+    """custom_search_space that raises when asked for trial 1, as a user's function with a bug would."""
+    if trial.number == 1:
+        raise ValueError("no space for trial 1")
+    configure(cfg, trial)
+
+
 if __name__ == "__main__":
     main()

@@ -6,7 +6,8 @@ aesweep.trial.TrialReporter exactly as train.py does, and it writes metrics.json
 history.csv into the job folder in train.py's format. ``mode`` makes it misbehave on purpose:
 raise (an exception; ``fail_seed`` raises only in the run of that seed), diskfull (the disk fills while the run
 record is written), diverge (NaN loss, status diverged), nometrics (writes no metrics.json),
-sigkill (the job's process kills itself with SIGKILL in epoch 1, as the OOM killer would).
+sigkill (the job's process kills itself with SIGKILL in epoch 1, as the OOM killer would); with ``mode_trial``
+only the trial of that number misbehaves.
 """
 
 import contextlib
@@ -61,13 +62,14 @@ def main(cfg: DictConfig) -> float:
     start = time.time()
     status, reason, value, epochs, history = "completed", None, math.nan, 0, []
     slow = cfg.slow_trial is not None and cfg.trial.trial_number == cfg.slow_trial
+    mode = cfg.mode if cfg.mode_trial is None or cfg.trial.trial_number == cfg.mode_trial else "ok"
     for epoch in range(1, cfg.epochs + 1):
         time.sleep(cfg.slow_sleep if slow else cfg.sleep)
-        if cfg.mode == "sigkill":
+        if mode == "sigkill":
             os.kill(os.getpid(), signal.SIGKILL)
-        if cfg.mode == "raise" or (cfg.fail_seed is not None and cfg.seed == cfg.fail_seed):
+        if mode == "raise" or (cfg.fail_seed is not None and cfg.seed == cfg.fail_seed):
             raise RuntimeError(f"told to raise at epoch {epoch}")
-        if cfg.mode == "diverge":
+        if mode == "diverge":
             status, reason, value = "diverged", f"loss is nan at epoch {epoch}", math.nan
             break
         value = final_score(cfg) - 0.2 / epoch
@@ -80,9 +82,9 @@ def main(cfg: DictConfig) -> float:
         writer = csv.DictWriter(file, fieldnames=["epoch", "val.mapped_acc", "seconds"])
         writer.writeheader()
         writer.writerows(history)
-    if cfg.mode != "nometrics":
+    if mode != "nometrics":
         val = {"mapped_acc": value, "nmi": value / 2}
-        with disk_full_while_writing(cfg.mode == "diskfull"):
+        with disk_full_while_writing(mode == "diskfull"):
             record.write(
                 run_dir,
                 {
