@@ -26,6 +26,9 @@ from aesweep.io import check_creatable
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the project's config groups, beside src/
 TRAINING_IMAGES = 60_000  # in MNIST and Fashion-MNIST alike
+SEED_MAX = 2**32 - 1  # NumPy's seeds are 32-bit
+SPLIT_SEED_MAX = 2**64 - 1  # the split's torch.Generator takes 64 bits
+CLUSTERING_TERMS = ("entropy", "balance", "consistency", "iic")  # the loss terms that shape the bottleneck's clusters
 
 
 # ------------------------------------------------------------------------------------------------ rules
@@ -45,9 +48,11 @@ def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def integer(low: int | None = None, nullable: bool = False) -> Rule:
-    text = "an integer" + (f" >= {low}" if low is not None else "") + (" or null" if nullable else "")
-    return Rule(lambda v: (nullable and v is None) or (_is_int(v) and (low is None or v >= low)), text)
+def integer(low: int | None = None, nullable: bool = False, high: int | None = None) -> Rule:
+    bounds = [f">= {low}"] * (low is not None) + [f"<= {high}"] * (high is not None)
+    text = " ".join(["an integer", " and ".join(bounds)]).strip() + (" or null" if nullable else "")
+    return Rule(lambda v: (nullable and v is None) or (_is_int(v) and (low is None or v >= low)
+                                                       and (high is None or v <= high)), text)
 
 
 def number(low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
@@ -115,7 +120,7 @@ class DataSchema:
     root: str = key(text())
     download: bool = key(boolean())
     val_size: int = key(integer(1))
-    split_seed: int = key(integer(0))
+    split_seed: int = key(integer(0, high=SPLIT_SEED_MAX))
     subset: Optional[int] = key(integer(1, nullable=True))
 
 
@@ -288,7 +293,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "trial": {"default": TrialSchema},
     "logger": {"none": LoggerSchema, "mlflow": MLflowLoggerSchema, "tensorboard": TensorBoardLoggerSchema},
 }
-ROOT_RULES = {"seed": integer(0)}  # the root stays open: a sweep file may add keys of its own there
+ROOT_RULES = {"seed": integer(0, high=SEED_MAX)}  # the root stays open: a sweep file may add keys of its own there
 
 
 def register_schemas() -> None:
@@ -341,6 +346,10 @@ def rule_of(schema: object, name: str) -> Rule | None:
     return spec.metadata.get("rule") if spec is not None else None
 
 
+def has_clustering_terms(loss_cfg: DictConfig) -> bool:
+    return any(loss_cfg[f"{term}_weight"] > 0 for term in CLUSTERING_TERMS)
+
+
 def cross_key_problem(cfg: DictConfig) -> ConfigError | None:
     """The first rule that spans several keys and is broken, as a ConfigError naming the key to change."""
     if cfg.data.val_size >= TRAINING_IMAGES:
@@ -362,6 +371,14 @@ def cross_key_problem(cfg: DictConfig) -> ConfigError | None:
         return ConfigError("trainer.init_epochs", cfg.trainer.init_epochs,
                            f"at most trainer.epochs={cfg.trainer.epochs} (each initialisation's epochs are the "
                            "first epochs of the run that goes on)")
+    if cfg.model.get("heads", 1) > 1 and not has_clustering_terms(cfg.loss):
+        return ConfigError("model.heads", cfg.model.heads,
+                           "1 unless a clustering term's weight is > 0 (loss.entropy_weight, balance_weight, "
+                           "consistency_weight, iic_weight): the head scored is the one with the lowest "
+                           "clustering loss")
+    if cfg.trainer.batch_size == 1 and cfg.model.get("batch_norm", False):
+        return ConfigError("trainer.batch_size", 1, "at least 2 with model.batch_norm=true (BatchNorm cannot "
+                                                    "normalise one image), or model.batch_norm=false")
     if cfg.model.get("overcluster", 0) and cfg.loss.overcluster_weight == 0:
         return ConfigError("loss.overcluster_weight", cfg.loss.overcluster_weight,
                            f"> 0 with model.overcluster={cfg.model.overcluster} (that head is trained by this "

@@ -23,14 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from aesweep.augment import BatchAugment
+from aesweep.config import CLUSTERING_TERMS, has_clustering_terms
 from aesweep.model import Autoencoder
 
 EPS = 1e-8
-CLUSTERING_TERMS = ("entropy", "balance", "consistency", "iic")
-
-
-def has_clustering_terms(loss_cfg) -> bool:
-    return any(loss_cfg[f"{term}_weight"] > 0 for term in CLUSTERING_TERMS)
 
 
 def entropy(p: torch.Tensor) -> torch.Tensor:

@@ -135,15 +135,19 @@ def _unloadable_option(exc: BaseException, groups: list) -> ConfigError | None:
 def _refused_value(exc: BaseException, values: list) -> ConfigError | None:
     """The override a typed node refused, as a ConfigError, when Hydra's error says which key it was."""
     cause = exc.__cause__ if exc.__cause__ is not None else exc
-    full_key = getattr(cause, "full_key", None)
-    override = next((o for o in values if o.key_or_group == full_key), None)
-    if not isinstance(cause, OmegaConfBaseException) or override is None:
+    # an element of a list names its index: model.channels[0] is in the override of model.channels
+    key = re.sub(r"(\[\d+\])+$", "", str(getattr(cause, "full_key", None)))
+    given = [o for o in values if o.key_or_group == key]
+    if not isinstance(cause, OmegaConfBaseException) or not given:
         return None
-    rule = rule_of(getattr(cause, "object_type", None), full_key.rpartition(".")[2])
+    # a key given twice: the override Hydra was merging when it failed, which its message names
+    merging = re.match(r"Error merging override (.+)", str(exc))
+    override = next((o for o in given if merging and o.input_line == merging.group(1)), given[-1])
+    rule = rule_of(getattr(cause, "object_type", None), key.rpartition(".")[2])
     if rule is not None:  # the schema's own words for the key: `an integer >= 1`
-        return ConfigError(full_key, override.value(), rule.allowed)
+        return ConfigError(key, override.value(), rule.allowed)
     reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-    return ConfigError(full_key, override.get_value_element_as_str(), f"a value its type takes ({reason})")
+    return ConfigError(key, override.get_value_element_as_str(), f"a value its type takes ({reason})")
 
 
 def _addition_refused(cfg: DictConfig, key: str) -> bool:

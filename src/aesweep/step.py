@@ -17,8 +17,9 @@ from contextlib import nullcontext
 import torch
 from omegaconf import DictConfig
 
+from aesweep.config import has_clustering_terms
 from aesweep.errors import ConfigError
-from aesweep.loss import CompositeLoss, has_clustering_terms
+from aesweep.loss import CompositeLoss
 from aesweep.model import Autoencoder
 
 log = logging.getLogger(__name__)

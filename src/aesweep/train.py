@@ -218,7 +218,9 @@ def train_one_epoch(step: TrainingStep, splits: Splits, cfg: DictConfig, epoch: 
     train = splits.train
     device = train.images.device
     order = torch.randperm(len(train), generator=generator).to(device)
-    batches = range(0, len(train), cfg.trainer.batch_size)
+    # A last batch of one image is left out: BatchNorm cannot normalise it (one shuffled image an epoch)
+    end = len(train) - 1 if len(train) % cfg.trainer.batch_size == 1 and len(train) > 1 else len(train)
+    batches = range(0, end, cfg.trainer.batch_size)
     to_channels_last = channels_last(cfg.trainer, device)
     step.start_epoch(epoch)
     for start in progress(batches, desc=f"epoch {epoch + 1}/{cfg.trainer.epochs}"):

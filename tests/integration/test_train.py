@@ -4,6 +4,7 @@ Each run costs seconds to tens of seconds, so the runs are module fixtures share
 """
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -32,13 +33,14 @@ def strict_json(path):
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
-# ---------------------------------------------------------------- the blog recipe, 2 epochs on 6000 images
+# ---------------------------------------------------------------- the blog recipe, 2 epochs on 3000 images
 
 
 @pytest.fixture(scope="module")
 def blog_run(tmp_path_factory, mnist_root):
     run_dir = tmp_path_factory.mktemp("blog") / "run"
-    result = train_py("trainer.epochs=2", "data.subset=6000", "device=cpu", f"hydra.run.dir={run_dir}")
+    result = train_py("trainer.epochs=2", "data.subset=3000", "data.val_size=1000", "device=cpu",
+                      f"hydra.run.dir={run_dir}")
     return result, run_dir
 
 
@@ -130,7 +132,7 @@ def test_on_the_fit_split_the_majority_mapping_scores_at_least_the_one_to_one_ma
 def test_confusion_matrices_count_the_fit_and_test_images(blog_metrics):
     fit, test = np.array(blog_metrics["confusion"]["fit"]), np.array(blog_metrics["confusion"]["test"])
     assert fit.shape == test.shape == (10, 10)  # cluster x digit
-    assert (fit.sum(), test.sum()) == (6000, 10000)
+    assert (fit.sum(), test.sum()) == (3000, 10000)
     # official test set digit counts
     assert test.sum(axis=0).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
@@ -174,7 +176,7 @@ def test_saved_weights_load_into_the_seed_model(blog_run):
 def test_hydra_config_records_the_overrides(blog_run):
     _, run_dir = blog_run
     text = (run_dir / ".hydra" / "overrides.yaml").read_text()
-    assert "trainer.epochs=2" in text and "data.subset=6000" in text
+    assert "trainer.epochs=2" in text and "data.subset=3000" in text
 
 
 # ---------------------------------------------------------------- determinism (in process: no CLI under test)
@@ -359,6 +361,21 @@ def epoch_losses(mnist_root, *overrides: str) -> list[float]:
     generator = torch.Generator().manual_seed(0)
     no_bar = lambda batches, desc: batches  # noqa: E731
     return [train_one_epoch(step, splits, cfg, epoch, generator, no_bar)["loss"] for epoch in range(3)]
+
+
+def test_a_last_batch_of_one_image_is_left_out_so_that_batchnorm_trains(mnist_root):
+    from aesweep.data import load_splits
+    from aesweep.train import build_training, train_one_epoch
+
+    cfg = compose_config("model=conv", "trainer.batch_size=128", "data.subset=129", "data.val_size=1000",
+                         f"data.root={mnist_root}", "device=cpu")
+    splits = load_splits(cfg.data, torch.device("cpu"))
+    step = build_training(cfg, splits, torch.device("cpu"))
+    assert len(splits.train) == 129 and step.model.training
+
+    losses = train_one_epoch(step, splits, cfg, 0, torch.Generator().manual_seed(0), lambda batches, desc: batches)
+
+    assert math.isfinite(losses["loss"]) and losses["loss"] > 0  # before: BatchNorm refused the batch of one
 
 
 @pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="needs a CPU with native bf16")

@@ -92,6 +92,11 @@ BAD = [
     (["trainer.n_init=0"], "trainer.n_init", 0, "an integer >= 1"),
     (["trainer.n_init=3", "trainer.epochs=2", "trainer.init_epochs=3"], "trainer.init_epochs", 3,
      "at most trainer.epochs=2"),
+    (["seed=4294967296"], "seed", 4294967296, "an integer >= 0 and <= 4294967295"),
+    (["data.split_seed=18446744073709551616"], "data.split_seed", 18446744073709551616,
+     "an integer >= 0 and <= 18446744073709551615"),
+    (["model=conv", "model.heads=2"], "model.heads", 2, "1 unless a clustering term's weight is > 0"),
+    (["model=conv", "trainer.batch_size=1"], "trainer.batch_size", 1, "at least 2 with model.batch_norm=true"),
 ]
 
 

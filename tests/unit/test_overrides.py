@@ -71,6 +71,29 @@ def test_a_typed_setting_given_the_wrong_type_is_one_error():
     assert "could not be converted to Integer" in caught.value.allowed
 
 
+@pytest.mark.parametrize(
+    "arguments, key, value",
+    [
+        (["model=conv", "model.channels=[a]"], "model.channels", "[a]"),
+        (["model=mlp", "model.hidden=[64,b]"], "model.hidden", "[64,b]"),
+        (["-m", "sweep=smoke", "hydra.sweeper.seeds=[0,x]"], "hydra.sweeper.seeds", "[0,x]"),
+    ],
+)
+def test_a_list_element_of_the_wrong_type_is_one_error_naming_the_lists_key(arguments, key, value):
+    with pytest.raises(ConfigError) as caught:
+        check_command_line(arguments, CONF_DIR)
+    assert (caught.value.key, caught.value.value) == (key, value)
+    assert "could not be converted to Integer" in caught.value.allowed
+
+
+@pytest.mark.parametrize("arguments", [["trainer.epochs=1", "trainer.epochs=abc"],
+                                       ["trainer.epochs=abc", "trainer.epochs=1"]])
+def test_a_key_given_twice_is_refused_with_the_value_that_failed(arguments):
+    with pytest.raises(ConfigError) as caught:
+        check_command_line(arguments, CONF_DIR)
+    assert (caught.value.key, caught.value.value) == ("trainer.epochs", "abc")
+
+
 def test_a_launcher_preset_whose_plugin_is_missing_is_one_error_pointing_to_its_install_line():
     import importlib.util
 
