@@ -105,6 +105,22 @@ def test_collect_makes_one_row_per_finished_run_and_one_warning_per_broken_run(o
     assert f"{SEARCH}/2: metrics.json is not valid JSON" in warnings[1]
 
 
+def test_a_metrics_json_that_cannot_be_read_is_one_warning_not_a_traceback(outputs, monkeypatch):
+    unreadable = outputs / SEARCH / "0" / "metrics.json"
+    read_text = Path.read_text
+
+    def refuse(path, *args, **kwargs):  # as for a user without read permission (root reads every file)
+        if path == unreadable:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    runs, warnings = collect(outputs)
+
+    assert len(runs) == 1 + 3 + 2
+    assert f"{SEARCH}/0: metrics.json cannot be read: [Errno 13] Permission denied: '{unreadable}'" in warnings[0]
+
+
 def test_a_trial_its_sweep_recorded_as_failed_is_a_failed_row_with_the_sweeps_reason(outputs):
     search = outputs / SEARCH
     reason = "ConfigError: model.activation='swish' is not allowed: one of: relu, gelu"

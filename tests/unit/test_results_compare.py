@@ -219,3 +219,57 @@ def test_the_baseline_is_the_study_named_baseline_when_several_studies_ran_that_
     assert "baseline's mean 0.5200 (sweep 'baseline', study 'baseline', 3 runs)" in err
     assert ("2 studies ran sweep 'baseline' (baseline, baseline-e3): the baseline is study 'baseline'; "
             "--baseline PATH picks one") in err
+
+
+def seeded_trials(folder, bottlenecks=(32, 32, 64)):
+    """A trials.csv as a sweep over seeds 0 and 1 writes it: the value (the worst seed's), each seed's value and
+    their sd, the searched parameter, the mean metrics, and how long its runs held a slot (busy_seconds,
+    runs_started, runs_ended). By default trials 0 and 1 sampled the same bottleneck."""
+    trials_csv = folder / "trials.csv"
+    trials_csv.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({
+        "number": [0, 1, 2],
+        "state": ["COMPLETE"] * 3,
+        "value": [0.80, 0.82, 0.70],
+        "value.seed0": [0.80, 0.86, 0.70],
+        "value.seed1": [0.84, 0.82, 0.74],
+        "value.std": [0.028, 0.028, 0.028],
+        "model.bottleneck": list(bottlenecks),
+        "val.mapped_acc": [0.82, 0.84, 0.72],
+        "test.mapped_acc": [0.81, 0.85, 0.71],
+        "run_dir": [str(folder / str(n)) for n in range(3)],
+        "busy_seconds": [300.5, 310.25, 290.0],
+        "runs_ended": [1796447576.9, 1796447999.1, 1796448356.8],
+        "runs_started": [1796447366.2, 1796447786.0, 1796448117.0],
+        "datetime_start": ["2026-12-05 05:09:25", "2026-12-05 05:12:25", "2026-12-05 05:15:25"],
+        "study_name": ["seeded"] * 3,
+    }).to_csv(trials_csv, index=False)
+    return trials_csv
+
+
+def test_the_columns_a_sweep_over_seeds_writes_beside_its_parameters_do_not_split_configurations(tmp_path, capsys):
+    trials_csv = seeded_trials(tmp_path / "outputs" / "sweeps" / "seeded" / "2026-12-05_05-06-08")
+
+    table, _ = leaderboard(capsys, trials_csv)
+
+    assert table["model.bottleneck"].tolist() == [32, 64]
+    assert table["runs"].tolist() == [2, 1]
+    assert table["mean val.mapped_acc"].tolist() == pytest.approx([0.83, 0.72])
+    assert not {"value.seed0", "value.seed1", "value.std", "busy_seconds", "runs_started", "runs_ended"} & set(
+        table.columns)
+
+
+def test_search_rows_without_a_seed_beside_confirmation_runs_are_not_noted_as_reruns(tmp_path, capsys):
+    trials_csv = seeded_trials(tmp_path / "outputs" / "sweeps" / "seeded" / "2026-12-05_05-06-08", (16, 32, 64))
+    pd.DataFrame({
+        "trial": [1, 1], "seed": [10, 11], "state": ["COMPLETE"] * 2, "reason": [None, None],
+        "run_dir": [str(trials_csv.parent / "confirm" / "1" / f"seed{s}") for s in (10, 11)],
+        "val.mapped_acc": [0.83, 0.85], "test.mapped_acc": [0.82, 0.86],
+    }).to_csv(trials_csv.parent / "confirm.csv", index=False)
+
+    table, err = leaderboard(capsys, trials_csv)
+
+    assert table["model.bottleneck"].tolist() == [32, 16, 64]
+    assert table["confirmed test.mapped_acc"].tolist()[0] == pytest.approx(0.84)
+    assert table["confirmed runs"].tolist() == [2, 0, 0]
+    assert "ran a seed more than once" not in err

@@ -150,3 +150,76 @@ def test_a_parameter_searched_on_a_log_scale_is_plotted_on_one(sweep, monkeypatc
 
     # bottleneck spans only 8x, lr 1000x: the searched scale decides, not the spread
     assert axes == {"model.bottleneck": True, "optimizer.lr": False}
+
+
+SEED_VALUES = {0: [0.50, 0.61, 0.55], 1: [0.80, 0.86, 0.78], 2: [0.70, 0.74, 0.72]}  # trial -> val of seeds 0, 1, 2
+SEEDED_BEST = 1  # highest mean val.mapped_acc
+
+
+def seeded_sweep(tmp_path, statistic, seed_values=SEED_VALUES):
+    """A sweep over seeds 0, 1, 2 as the sweeper leaves it: each run in <trial>/seed<s>/, trials.csv with the
+    trial's value (`statistic` over its seeds), each seed's value and their sd, the mean metrics, the trial folder
+    as run_dir and the sweeper's slot bookkeeping (busy_seconds, runs_started, runs_ended)."""
+    sweep_dir = tmp_path / "outputs" / "sweeps" / "default" / "2026-12-05_05-06-08"
+    rows = []
+    for number, values in seed_values.items():
+        for seed, value in enumerate(values):
+            (sweep_dir / str(number) / f"seed{seed}").mkdir(parents=True)
+            metrics = {"status": "completed", "val": {"mapped_acc": value}, "test": {"mapped_acc": value - 0.01},
+                       "confusion": {"fit": confusion_of(10 * number + seed), "test": confusion_of(10 * number + seed)}}
+            (sweep_dir / str(number) / f"seed{seed}" / "metrics.json").write_text(json.dumps(metrics))
+        value = min(values) if statistic == "min" else np.mean(values)
+        rows.append({"number": number, "state": "COMPLETE", "value": value,
+                     **{f"value.seed{seed}": seed_value for seed, seed_value in enumerate(values)},
+                     "value.std": np.std(values, ddof=1),
+                     "model.bottleneck": BOTTLENECK[number], "optimizer.lr": LR[number],
+                     "val.mapped_acc": np.mean(values), "test.mapped_acc": np.mean(values) - 0.01,
+                     "run_dir": str(sweep_dir / str(number)), "busy_seconds": 300.0 + number,
+                     "runs_ended": 1796447576.9 + 400 * number, "runs_started": 1796447366.2 + 400 * number,
+                     "study_name": "default"})
+    pd.DataFrame(rows).to_csv(sweep_dir / "trials.csv", index=False)
+    write_study_yaml(sweep_dir, str(sweep_dir / "gone.journal"))
+    return sweep_dir
+
+
+def test_plot_of_a_sweep_over_seeds_draws_the_objective_only_against_its_parameters(tmp_path):
+    sweep_dir = seeded_sweep(tmp_path, "min")
+
+    written = plot_sweep(sweep_dir, note=lambda _: None)
+
+    assert {path.name for path in written} - {"confusion_best.png"} == {
+        "history.png", "vs_model.bottleneck.png", "vs_optimizer.lr.png"}
+
+
+@pytest.mark.parametrize("statistic, seed", [
+    ("min", 2),  # the worst seed's value is the trial's: that run
+    ("mean", 0),  # a mean is no single run's value: the run nearest it (0.80 of 0.78, 0.80, 0.86)
+])
+def test_plot_confusion_of_a_sweep_over_seeds_is_the_seed_run_nearest_the_best_trials_value(tmp_path, monkeypatch,
+                                                                                             statistic, seed):
+    sweep_dir = seeded_sweep(tmp_path, statistic)
+    plotted, notes = [], []
+    monkeypatch.setattr(plots, "save_confusion_png",
+                        lambda confusion, path, title=None, classes=None: plotted.append((confusion, path, title)))
+
+    plot_sweep(sweep_dir, note=notes.append)
+
+    (confusion, path, title), = plotted
+    assert path == sweep_dir / "confusion_best.png"
+    assert confusion.tolist() == confusion_of(10 * SEEDED_BEST + seed)
+    score = SEED_VALUES[SEEDED_BEST][seed] - 0.01
+    assert title == f"best trial {SEEDED_BEST}, seed {seed}, test split: mapped_acc {score:.4f}"
+    assert not [n for n in notes if n.startswith("confusion skipped")]
+
+
+def test_plot_confusion_of_a_sweep_ranked_by_the_worst_seed_is_of_the_trial_the_sweep_ranked_best(tmp_path,
+                                                                                                   monkeypatch):
+    # trial 0 has the higher mean (0.833 against 0.810), trial 1 the better worst seed (0.80 against 0.60)
+    sweep_dir = seeded_sweep(tmp_path, "min", {0: [0.60, 0.95, 0.95], 1: [0.80, 0.82, 0.81]})
+    titles = []
+    monkeypatch.setattr(plots, "save_confusion_png",
+                        lambda confusion, path, title=None, classes=None: titles.append(title))
+
+    plot_sweep(sweep_dir, note=lambda _: None)
+
+    assert titles == ["best trial 1, seed 0, test split: mapped_acc 0.7900"]

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from aesweep import record
 from aesweep.errors import AesweepError, folded
 from aesweep.io import write_csv_atomic
+from aesweep.trial import BUSY_ATTR, ENDED_ATTR, STARTED_ATTR
 
 Warn = Callable[[str], None]
 
@@ -34,10 +35,17 @@ RUN_COLUMNS = ("run_dir", "sweep", "sweep_dir", "role", "job", "trial", "study_n
 # What a run did in its sweep: a trial's run (search), or a re-run of a best trial on a fresh seed (confirm).
 SEARCH, CONFIRM = "search", "confirm"
 TAIL_COLUMNS = ("params", "epochs", "epochs_planned", "seconds", "device_used", "overrides")
-BOOKKEEPING = set(RUN_COLUMNS) | set(TAIL_COLUMNS) | {"number", "value", "datetime_start", "datetime_complete",
-                                                      "worker", "duration", "_scope", "_source"}
-BOOKKEEPING_PREFIXES = tuple(f"{split}." for split in record.SPLITS) + ("values_", "trial.", "hydra.", "versions.",
-                                                                        "user_attrs_", "system_attrs_")
+# What a sweep's trials.csv holds beside its searched parameters and metrics (hydra_plugins.aesweep_optuna._tables):
+# the trial's number, state and timing, the objective value(s) - `value`, or `values_<objective>` for several - with
+# over seeds each seed's (`value.seed<s>`, `values_<objective>.seed<s>`) and their sd (`.std`), the trial's user
+# attributes (its runs' epochs, seconds, status, reason, folder, worker: all run or tail columns; how long they held
+# a slot: aesweep.trial's BUSY_ATTR, STARTED_ATTR, ENDED_ATTR) and Optuna's own `user_attrs_`/`system_attrs_`.
+SWEEP_COLUMNS = {"number", "value", "datetime_start", "datetime_complete", "duration", "worker",
+                 BUSY_ATTR, STARTED_ATTR, ENDED_ATTR}
+SWEEP_PREFIXES = ("value.", "values_", "user_attrs_", "system_attrs_")
+BOOKKEEPING = set(RUN_COLUMNS) | set(TAIL_COLUMNS) | SWEEP_COLUMNS | {"_scope", "_source"}
+BOOKKEEPING_PREFIXES = tuple(f"{split}." for split in record.SPLITS) + SWEEP_PREFIXES + ("trial.", "hydra.",
+                                                                                        "versions.")
 # Hydra's instantiate keywords: never part of a configuration's identity.
 _INSTANTIATE_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
@@ -87,6 +95,8 @@ def read_run(run_dir: Path) -> dict:
             metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise SkippedRun(f"metrics.json is not valid JSON (half-written?): {error}") from None
+        except OSError as error:  # unreadable (permissions, a folder of that name)
+            raise SkippedRun(f"metrics.json cannot be read: {folded(error)}") from None
     if not isinstance(metrics, dict):
         raise SkippedRun("metrics.json is not a JSON object")
     try:

@@ -364,8 +364,9 @@ def compare(sources: Sequence[Path], by: str | None = None, where: str | None = 
     if left_out:
         notes.append(f"{left_out} pruned, failed or diverged run{'s' * (left_out != 1)} left out")
     if not keys and "seed" in finished.columns:
+        # only runs that name their seed count: a trials.csv's rows have none (NaN once confirm.csv adds the column)
         reruns = int((finished.groupby(config_columns(finished) + ["_scope"], dropna=False)["seed"]
-                      .agg(lambda seeds: len(seeds) > seeds.nunique())).sum())
+                      .agg(lambda seeds: seeds.notna().sum() > seeds.nunique())).sum())
         if reruns:
             notes.append(f"{reruns} configuration{'s' * (reruns != 1)} ran a seed more than once (runs > seeds): "
                          "their std is partly rerun noise, not only the spread over seeds")

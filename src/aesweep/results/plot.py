@@ -4,6 +4,7 @@ the best run's confusion matrix."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -109,16 +110,24 @@ def plot_sweep(sweep_dir: Path, note: Warn = warn_stderr, warn: Warn = warn_stde
         written.append(path)
         note("importances: " + ", ".join(f"{k}={v:.2f}" for k, v in importances.items()))
 
-    best = finished[metric].astype(float).idxmax() if maximize else finished[metric].astype(float).idxmin()
+    # the trial the sweep ranks best: by its value - over seeds, their statistic (the worst seed, say), where
+    # `metric` holds their mean - else by the metric itself
+    ranked = next(column for column in (f"values_{metric}", "value", metric)
+                  if column in finished.columns and finished[column].notna().all())
+    best = finished[ranked].astype(float).idxmax() if maximize else finished[ranked].astype(float).idxmin()
     best_row = finished.loc[best]
-    confusion_path = _best_confusion(best_row, sweep_dir, note)
+    confusion_path = _best_confusion(best_row, sweep_dir, note, metric)
     if confusion_path is not None:
         written.append(confusion_path)
     return written
 
 
-def _best_confusion(best: pd.Series, sweep_dir: Path, note: Warn) -> Path | None:
-    """confusion_best.png from the best run's metrics.json (test split, else fit); None with a note if missing."""
+def _best_confusion(best: pd.Series, sweep_dir: Path, note: Warn, metric: str) -> Path | None:
+    """confusion_best.png from the best run's metrics.json (test split, else fit); None with a note if missing.
+
+    A trial run over seeds keeps its runs in ``<trial>/seed<s>/``: the one drawn is the run whose value is nearest
+    the trial's (its worst seed, for a trial ranked by its worst); the title names the seed.
+    """
     from aesweep import plots
 
     candidates = []
@@ -128,22 +137,63 @@ def _best_confusion(best: pd.Series, sweep_dir: Path, note: Warn) -> Path | None
     for key in ("job", "number"):
         if key in best and pd.notna(best[key]):
             candidates.append(sweep_dir / compact(best[key]))
-    for run_dir in candidates:
-        try:
-            metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        confusion = metrics.get("confusion") or {}
-        split = "test" if confusion.get("test") else "fit"
-        if not confusion.get(split):
-            note(f"confusion skipped: {run_dir}/metrics.json has no confusion matrix")
-            return None
-        path = sweep_dir / "confusion_best.png"
-        score = (metrics.get(split) or {}).get("mapped_acc")
-        title = f"best trial {compact(best['number'])}, {split} split"
-        if score is not None:
-            title += f": mapped_acc {score:.4f}"
-        plots.save_confusion_png(np.asarray(confusion[split]), path, title=title, classes=metrics.get("classes"))
-        return path
-    note(f"confusion skipped: the best trial's run directory was not found (tried {', '.join(map(str, candidates))})")
-    return None
+    for folder in candidates:
+        found = _read_record(folder)
+        if found is not None:
+            run_dir, metrics, which = folder, found, ""
+            break
+        runs = _seed_runs(folder)
+        if runs:
+            seed, run_dir, metrics = _seed_run_of(best, runs, metric)
+            which = f", seed {seed}"
+            break
+    else:
+        note(f"confusion skipped: the best trial's run directory was not found "
+             f"(tried {', '.join(map(str, candidates))})")
+        return None
+    confusion = metrics.get("confusion") or {}
+    split = "test" if confusion.get("test") else "fit"
+    if not confusion.get(split):
+        note(f"confusion skipped: {run_dir}/metrics.json has no confusion matrix")
+        return None
+    path = sweep_dir / "confusion_best.png"
+    score = (metrics.get(split) or {}).get("mapped_acc")
+    title = f"best trial {compact(best['number'])}{which}, {split} split"
+    if score is not None:
+        title += f": mapped_acc {score:.4f}"
+    plots.save_confusion_png(np.asarray(confusion[split]), path, title=title, classes=metrics.get("classes"))
+    return path
+
+
+def _read_record(run_dir: Path) -> dict | None:
+    """A run folder's metrics.json, or None where it has none readable."""
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return metrics if isinstance(metrics, dict) else None
+
+
+def _seed_runs(trial_dir: Path) -> list[tuple[int, Path, dict]]:
+    """The finished runs of a trial run over seeds (``<trial>/seed<s>/metrics.json``), by seed."""
+    runs = []
+    for folder in trial_dir.glob("seed*") if trial_dir.is_dir() else []:
+        seed = folder.name[len("seed"):]
+        metrics = _read_record(folder) if seed.lstrip("-").isdigit() else None
+        if metrics is not None:
+            runs.append((int(seed), folder, metrics))
+    return sorted(runs, key=lambda run: run[0])
+
+
+def _seed_run_of(best: pd.Series, runs: list[tuple[int, Path, dict]], metric: str) -> tuple[int, Path, dict]:
+    """The seed run standing for a trial: the one whose value (trials.csv's `value.seed<s>`, or
+    `values_<metric>.seed<s>` with several objectives) is nearest the trial's - its worst seed for a trial ranked
+    by its worst -, else its lowest seed."""
+    column = f"values_{metric}" if f"values_{metric}" in best.index else "value"
+    reported = pd.to_numeric(best.get(column), errors="coerce")
+
+    def distance(run: tuple[int, Path, dict]) -> float:
+        value = pd.to_numeric(best.get(f"{column}.seed{run[0]}"), errors="coerce")
+        return abs(value - reported) if pd.notna(value) and pd.notna(reported) else math.inf
+
+    return min(runs, key=distance)  # min keeps the first (lowest seed) of equals
