@@ -424,7 +424,7 @@ def test_resuming_a_study_with_other_fixed_settings_warns_and_names_them(tmp_pat
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_seeded_scrambled_qmc_search_proposes_the_points_of_optunas_own_qmc_sampler(tmp_path):
-    # before: a sampler seeded anew for each trial drew each trial's point from a sequence of its own
+    # one sequence for the whole study: a sampler seeded anew for each trial would draw from a new one each time
     result = sweep(tmp_path, "hydra/sweeper/sampler=qmc", "hydra.sweeper.sampler.scramble=true",
                    "hydra.sweeper.sampler.seed=0", f"hydra.sweep.dir={tmp_path / 's'}")
     assert result.returncode == 0, result.stderr
@@ -445,7 +445,7 @@ def test_enqueued_trials_run_first_and_those_past_n_trials_wait_without_holding_
     for x in (0.1, 0.2, 0.25):
         load(tmp_path).enqueue_trial({"x": x, "kind": "a", "width": 8})
 
-    # before: the sweep went round its loop for ever, the study full and a trial WAITING
+    # the study holds its n_trials with a trial still WAITING: the sweep ends all the same
     second = subprocess.run(command("hydra.sweeper.n_trials=3", "hydra.sweeper.confirm.seeds=[7]",
                                     f"hydra.sweep.dir={tmp_path / 's'}"),
                             cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=60)

@@ -375,7 +375,7 @@ def test_a_last_batch_of_one_image_is_left_out_so_that_batchnorm_trains(mnist_ro
 
     losses = train_one_epoch(step, splits, cfg, 0, torch.Generator().manual_seed(0), lambda batches, desc: batches)
 
-    assert math.isfinite(losses["loss"]) and losses["loss"] > 0  # before: BatchNorm refused the batch of one
+    assert math.isfinite(losses["loss"]) and losses["loss"] > 0  # BatchNorm would refuse a batch of one
 
 
 @pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="needs a CPU with native bf16")
