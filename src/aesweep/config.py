@@ -49,8 +49,8 @@ def _is_number(v: object) -> bool:
 
 
 def integer(low: int | None = None, nullable: bool = False, high: int | None = None) -> Rule:
-    bounds = [f">= {low}"] * (low is not None) + [f"<= {high}"] * (high is not None)
-    text = " ".join(["an integer", " and ".join(bounds)]).strip() + (" or null" if nullable else "")
+    bounds = " and ".join(([f">= {low}"] if low is not None else []) + ([f"<= {high}"] if high is not None else []))
+    text = "an integer" + (f" {bounds}" if bounds else "") + (" or null" if nullable else "")
     return Rule(lambda v: (nullable and v is None) or (_is_int(v) and (low is None or v >= low)
                                                        and (high is None or v <= high)), text)
 

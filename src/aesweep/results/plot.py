@@ -3,7 +3,6 @@ the best run's confusion matrix."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -166,12 +165,11 @@ def _best_confusion(best: pd.Series, sweep_dir: Path, note: Warn, metric: str) -
 
 
 def _read_record(run_dir: Path) -> dict | None:
-    """A run folder's metrics.json, or None where it has none readable."""
+    """A run folder's record, or None where it has none readable."""
     try:
-        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return record.read(run_dir)
+    except record.RecordUnreadable:
         return None
-    return metrics if isinstance(metrics, dict) else None
 
 
 def _seed_runs(trial_dir: Path) -> list[tuple[int, Path, dict]]:

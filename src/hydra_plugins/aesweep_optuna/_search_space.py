@@ -165,18 +165,12 @@ def _choices(elements: list[Any], source: str, text: str) -> tuple[list[Any], li
         else:
             value = element_text
         if value in values:  # Optuna finds a choice by ==, so true and 1 (false, 0 and 0.0) are one choice to it
-            first = values.index(value)
-            earlier, shown = _as_written(values[first], texts[first]), _as_written(value, element_text)
+            earlier, shown = value_as_override_text(values[values.index(value)]), value_as_override_text(value)
             same = "is listed twice" if earlier == shown else f"equals {earlier}, listed before it"
             raise ConfigError(source, text, f"distinct choices ({shown} {same})")
         values.append(value)
         texts.append(element_text)
     return values, texts
-
-
-def _as_written(value: Any, text: str) -> str:
-    """A choice as the override grammar spells it: true and false in lower case."""
-    return str(value).lower() if isinstance(value, bool) else text
 
 
 def _check_options(source: str, text: str, values: list[Any], options: list[str]) -> None:

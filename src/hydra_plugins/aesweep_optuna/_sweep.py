@@ -231,7 +231,8 @@ class OptunaSweep:
         write_study_file(plan.sweep_dir, self._study_info(plan))
         describe_study(plan, self.config, self.settings)
         trials = plan.study.get_trials(deepcopy=False)
-        existing, waiting = _counted(trials), len(trials) - _counted(trials)
+        existing = _counted(trials)
+        waiting = len(trials) - existing
         log.info("study '%s' in %s: %d of %d trials exist%s", plan.study.study_name, plan.storage_url, existing,
                  self.settings.n_trials, f", {waiting} more enqueued (WAITING)" if waiting else "")
         if existing >= self.settings.n_trials:
